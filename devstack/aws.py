@@ -1,0 +1,243 @@
+"""The local AWS: one moto server holding every table, key, queue and parameter that template.yaml declares."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from devstack.template import Resolver, load_template, resources_of_type
+
+REGION = "us-east-1"
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+@dataclass
+class MotoServer:
+    endpoint_url: str
+    _server: Any = None
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+
+def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
+    """moto in server mode, in a thread of this process, quiet (it logs every request otherwise)."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    actual_host, actual_port = server.get_host_and_port()
+    return MotoServer(endpoint_url=f"http://{actual_host}:{actual_port}", _server=server)
+
+
+@dataclass
+class LocalResources:
+    """Physical names of what template.yaml declares, as created in the moto server."""
+
+    endpoint_url: str
+    resolver: Resolver
+    tables: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.endpoint_url)
+
+
+def aws_client(service: str, endpoint_url: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - moto accepts anything
+    )
+
+
+def provision(endpoint_url: str, parameters: dict[str, Any] | None = None) -> LocalResources:
+    """Create every supported resource of template.yaml in the moto server (idempotent)."""
+    template = load_template()
+    resolver = Resolver(template, parameters=dict(parameters or {}), region=REGION)
+    found = LocalResources(endpoint_url=endpoint_url, resolver=resolver)
+    _create_keys(found, template)
+    _create_queues(found, template)
+    _create_tables(found, template)
+    _create_parameters(found, template)
+    _register_functions(found, template)
+    return found
+
+
+def _physical_name(resolver: Resolver, logical: str) -> str:
+    return f"{resolver.stack_name}-{logical}"
+
+
+def _create_keys(found: LocalResources, template: dict[str, Any]) -> None:
+    kms = found.client("kms")
+    resolver = found.resolver
+    for logical, spec in resources_of_type(template, "AWS::KMS::Key").items():
+        props = spec.get("Properties") or {}
+        description = f"{_physical_name(resolver, logical)}: {props.get('Description', '')}"
+        existing = [
+            k["KeyId"] for k in kms.list_keys()["Keys"]
+            if kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("Description") == description
+        ]
+        key_id = existing[0] if existing else kms.create_key(Description=description)["KeyMetadata"]["KeyId"]
+        if props.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=key_id)
+        arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+        found.keys[logical] = key_id
+        resolver.refs[logical] = key_id
+        resolver.attributes[(logical, "Arn")] = arn
+        resolver.attributes[(logical, "KeyId")] = key_id
+    for logical, spec in resources_of_type(template, "AWS::KMS::Alias").items():
+        props = resolver.resolve(spec["Properties"])
+        aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+        if props["AliasName"] not in aliases:
+            kms.create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
+        resolver.refs[logical] = props["AliasName"]
+
+
+def _create_queues(found: LocalResources, template: dict[str, Any]) -> None:
+    sqs = found.client("sqs")
+    resolver = found.resolver
+    pending = dict(resources_of_type(template, "AWS::SQS::Queue"))
+    # Dead-letter queues first: a redrive policy names its target's ARN.
+    while pending:
+        for logical, spec in list(pending.items()):
+            props = spec.get("Properties") or {}
+            target = (props.get("RedrivePolicy") or {}).get("deadLetterTargetArn")
+            if isinstance(target, dict) and target.get("Fn::GetAtt", [None])[0] in pending:
+                continue
+            props = resolver.resolve(props)
+            name = _physical_name(resolver, logical)
+            attributes = {
+                k: (json.dumps(v) if isinstance(v, dict) else str(v))
+                for k, v in props.items()
+                if k in {"VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy", "DelaySeconds"}
+            }
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            found.queues[logical] = url
+            resolver.refs[logical] = url
+            resolver.attributes[(logical, "Arn")] = arn
+            resolver.attributes[(logical, "QueueName")] = name
+            resolver.attributes[(logical, "QueueUrl")] = url
+            del pending[logical]
+
+
+def _create_tables(found: LocalResources, template: dict[str, Any]) -> None:
+    ddb = found.client("dynamodb")
+    resolver = found.resolver
+    existing = set(ddb.list_tables()["TableNames"])
+    for logical, spec in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        props = resolver.resolve(spec["Properties"])
+        name = props.get("TableName") or _physical_name(resolver, logical)
+        if name not in existing:
+            request: dict[str, Any] = {
+                "TableName": name,
+                "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+            }
+            if props.get("GlobalSecondaryIndexes"):
+                request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+            if props.get("StreamSpecification"):
+                request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+            if props.get("SSESpecification"):
+                sse = props["SSESpecification"]
+                request["SSESpecification"] = {
+                    "Enabled": bool(sse.get("SSEEnabled")),
+                    "SSEType": sse.get("SSEType", "KMS"),
+                    **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if sse.get("KMSMasterKeyId") else {}),
+                }
+            ddb.create_table(**request)
+            ttl = props.get("TimeToLiveSpecification")
+            if ttl and ttl.get("Enabled"):
+                ddb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+                )
+        description = ddb.describe_table(TableName=name)["Table"]
+        found.tables[logical] = name
+        resolver.refs[logical] = name
+        resolver.attributes[(logical, "Arn")] = description["TableArn"]
+        if description.get("LatestStreamArn"):
+            resolver.attributes[(logical, "StreamArn")] = description["LatestStreamArn"]
+
+
+def _create_parameters(found: LocalResources, template: dict[str, Any]) -> None:
+    ssm = found.client("ssm")
+    resolver = found.resolver
+    for logical, spec in resources_of_type(template, "AWS::SSM::Parameter").items():
+        props = resolver.resolve(spec["Properties"])
+        name = props["Name"]
+        try:
+            ssm.get_parameter(Name=name)
+        except ssm.exceptions.ParameterNotFound:
+            ssm.put_parameter(Name=name, Value=str(props["Value"]), Type=props.get("Type", "String"))
+        found.parameters[logical] = name
+        resolver.refs[logical] = name
+
+
+def _register_functions(found: LocalResources, template: dict[str, Any]) -> None:
+    resolver = found.resolver
+    for logical in resources_of_type(template, "AWS::Serverless::Function"):
+        name = _physical_name(resolver, logical)
+        resolver.refs[logical] = name
+        resolver.attributes[(logical, "Arn")] = (
+            f"arn:aws:lambda:{resolver.region}:{resolver.account_id}:function:{name}"
+        )
+    for logical in resources_of_type(template, "AWS::Serverless::Api"):
+        resolver.refs[logical] = "local"
+
+
+def put_secure_parameter(found: LocalResources, name: str, value: str) -> None:
+    """Out-of-band secrets (the Zoom app's) as SecureString, the way the deploy guide creates them."""
+    found.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+def function_environment(found: LocalResources, logical: str) -> dict[str, str]:
+    """A function's environment as Lambda would give it: Globals merged with its own, resolved."""
+    template = found.resolver.template
+    global_vars = (((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get(
+        "Variables"
+    ) or {}
+    spec = template["Resources"][logical]
+    own = ((spec.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+    merged = {**global_vars, **own}
+    env = {k: "" if v is None else str(found.resolver.resolve(v)) for k, v in merged.items()}
+    env.update(LOCAL_CREDENTIALS)
+    env["AWS_ENDPOINT_URL"] = found.endpoint_url
+    env["AWS_LAMBDA_FUNCTION_NAME"] = _physical_name(found.resolver, logical)
+    return env
+
+
+def stack_environment(found: LocalResources) -> dict[str, str]:
+    """The union of every function's environment (they run in one process locally); conflicts are errors."""
+    union: dict[str, str] = {}
+    for logical in resources_of_type(found.resolver.template, "AWS::Serverless::Function"):
+        for key, value in function_environment(found, logical).items():
+            if key in {"AWS_LAMBDA_FUNCTION_NAME"}:
+                continue
+            if key in union and union[key] != value:
+                raise ValueError(f"functions disagree on {key}; give it one value in template.yaml")
+            union[key] = value
+    return union
+
+
+def apply_environment(env: dict[str, str]) -> None:
+    """Put a stack environment into os.environ, leaving contract section 4 overrides the caller set."""
+    os.environ.update(env)

@@ -1,0 +1,1 @@
+"""One adapter per outside system (AWS stores, KMS, the flag, Zoom, the directory)."""

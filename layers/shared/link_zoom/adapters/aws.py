@@ -1,0 +1,22 @@
+"""boto3 clients with timeouts below API Gateway's, created once per warm process and only when used."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from link_zoom.config import DYNAMODB_CONNECT_TIMEOUT_S, DYNAMODB_READ_TIMEOUT_S, get_settings
+
+
+@lru_cache(maxsize=None)
+def client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=DYNAMODB_CONNECT_TIMEOUT_S,
+        read_timeout=DYNAMODB_READ_TIMEOUT_S,
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+    # AWS_ENDPOINT_URL (the local moto server) is honoured by botocore itself.
+    return boto3.client(service, region_name=get_settings().region, config=config)

@@ -1,0 +1,35 @@
+"""The organisation-wide Zoom feature switch, an SSM parameter read through powertools with a short cache."""
+
+from __future__ import annotations
+
+from link_zoom.adapters.aws import client
+from link_zoom.config import FLAG_CACHE_SECONDS, get_settings
+
+
+def _provider():  # type: ignore[no-untyped-def]
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    global _ssm_provider
+    if _ssm_provider is None:
+        _ssm_provider = SSMProvider(boto3_client=client("ssm"))
+    return _ssm_provider
+
+
+_ssm_provider = None
+
+
+def zoom_enabled() -> bool:
+    value = _provider().get(get_settings().feature_flag_parameter, max_age=FLAG_CACHE_SECONDS)
+    return str(value).strip().lower() == "true"
+
+
+def set_zoom_enabled(enabled: bool) -> bool:
+    name = get_settings().feature_flag_parameter
+    client("ssm").put_parameter(Name=name, Value="true" if enabled else "false", Type="String", Overwrite=True)
+    _provider().clear_cache()
+    return enabled
+
+
+def read_secret(parameter_name: str) -> str:
+    """A SecureString parameter (the Zoom app's secrets), decrypted and cached for a few minutes."""
+    return str(_provider().get(parameter_name, decrypt=True, max_age=300))

@@ -1,0 +1,85 @@
+"""The service's configuration: read from the environment once, when a handler first needs it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Below API Gateway's 29 s integration timeout, with room for a retry.
+ZOOM_CONNECT_TIMEOUT_S = 3.05
+ZOOM_READ_TIMEOUT_S = 8.0
+LDAP_CONNECT_TIMEOUT_S = 3.0
+LDAP_RECEIVE_TIMEOUT_S = 5.0
+DYNAMODB_CONNECT_TIMEOUT_S = 2.0
+DYNAMODB_READ_TIMEOUT_S = 5.0
+FLAG_CACHE_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    calendar_table: str
+    sessions_table: str
+    login_attempts_table: str
+    connections_table: str
+    oauth_states_table: str
+    meeting_links_table: str
+    preferences_table: str
+    idempotency_table: str
+    token_key_id: str
+    sweep_queue_url: str
+    feature_flag_parameter: str
+    zoom_client_id: str
+    zoom_client_secret: str | None
+    zoom_client_secret_parameter: str | None
+    zoom_webhook_secret: str | None
+    zoom_webhook_secret_parameter: str | None
+    zoom_oauth_base_url: str
+    zoom_api_base_url: str
+    zoom_redirect_url: str | None
+    ldap_url: str
+    ldap_base_dn: str
+    ldap_admin_group_dn: str
+    ldap_ca_file: str | None
+    aws_endpoint_url: str | None
+    session_ttl_seconds: int = 12 * 3600
+
+    @classmethod
+    def from_environ(cls, env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
+        def opt(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            calendar_table=env.get("CALENDAR_TABLE", ""),
+            sessions_table=env.get("SESSIONS_TABLE", ""),
+            login_attempts_table=env.get("LOGIN_ATTEMPTS_TABLE", ""),
+            connections_table=env.get("CONNECTIONS_TABLE", ""),
+            oauth_states_table=env.get("OAUTH_STATES_TABLE", ""),
+            meeting_links_table=env.get("MEETING_LINKS_TABLE", ""),
+            preferences_table=env.get("PREFERENCES_TABLE", ""),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
+            token_key_id=env.get("TOKEN_KEY_ID", ""),
+            sweep_queue_url=env.get("SWEEP_QUEUE_URL", ""),
+            feature_flag_parameter=opt("FEATURE_FLAG_PARAMETER") or "/link/zoom/enabled",
+            zoom_client_id=env.get("ZOOM_CLIENT_ID", ""),
+            zoom_client_secret=opt("ZOOM_CLIENT_SECRET"),
+            zoom_client_secret_parameter=opt("ZOOM_CLIENT_SECRET_PARAMETER"),
+            zoom_webhook_secret=opt("ZOOM_WEBHOOK_SECRET"),
+            zoom_webhook_secret_parameter=opt("ZOOM_WEBHOOK_SECRET_PARAMETER"),
+            zoom_oauth_base_url=(opt("ZOOM_OAUTH_BASE_URL") or "https://zoom.us").rstrip("/"),
+            zoom_api_base_url=(opt("ZOOM_API_BASE_URL") or "https://api.zoom.us/v2").rstrip("/"),
+            zoom_redirect_url=opt("ZOOM_REDIRECT_URL"),
+            ldap_url=env.get("LDAP_URL", ""),
+            ldap_base_dn=env.get("LDAP_BASE_DN", ""),
+            ldap_admin_group_dn=env.get("LDAP_ADMIN_GROUP_DN", ""),
+            ldap_ca_file=opt("LDAP_CA_FILE"),
+            aws_endpoint_url=opt("AWS_ENDPOINT_URL"),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_environ()

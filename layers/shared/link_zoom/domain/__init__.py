@@ -1,0 +1,1 @@
+"""Domain logic: no boto3, requests or ldap3 here; adapters are passed in or imported lazily."""

@@ -1,0 +1,116 @@
+"""Domain errors. Adapters translate vendor errors into these; the API layer maps them to HTTP once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """An error with a contract code; `status` is the HTTP status it maps to."""
+
+    status = 500
+    code = "internal_error"
+    message = "Something went wrong on our side; try again."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+class BadRequest(ServiceError):
+    status = 400
+    code = "bad_request"
+    message = "The request is not valid."
+
+
+class InvalidTimeRange(ServiceError):
+    status = 400
+    code = "invalid_time_range"
+    message = "The end must be after the start, and both must be valid ISO 8601 times with an offset."
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "unauthorized"
+    message = "Sign in again: the session is missing, expired or revoked."
+
+
+class InvalidCredentials(ServiceError):
+    status = 401
+    code = "invalid_credentials"
+    message = "The username or password is not correct."
+
+
+class InvalidSignature(ServiceError):
+    status = 401
+    code = "invalid_signature"
+    message = "The webhook signature is missing, wrong or stale."
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+    message = "Only administrators can do this."
+
+
+class FeatureDisabled(ServiceError):
+    status = 403
+    code = "feature_disabled"
+    message = "The Zoom integration is switched off for your organisation."
+
+
+class ZoomAuthorizationRequired(ServiceError):
+    status = 403
+    code = "zoom_authorization_required"
+    message = "Connect your Zoom account to continue."
+
+    def __init__(self, authorize_url: str, message: str | None = None) -> None:
+        super().__init__(message, extra={"authorize_url": authorize_url})
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+    message = "There is no such item."
+
+
+class TooManyAttempts(ServiceError):
+    status = 429
+    code = "too_many_attempts"
+    message = "Too many failed sign-in attempts; try again later."
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(headers={"Retry-After": str(max(1, retry_after_seconds))})
+
+
+class ZoomRateLimited(ServiceError):
+    status = 429
+    code = "zoom_rate_limited"
+    message = "Zoom is limiting requests right now; try again later."
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(headers={"Retry-After": str(max(1, retry_after_seconds))})
+
+
+class ZoomUnavailable(ServiceError):
+    status = 502
+    code = "zoom_unavailable"
+    message = "Zoom did not answer correctly; try again shortly."
+
+
+class DirectoryUnavailable(ServiceError):
+    status = 503
+    code = "directory_unavailable"
+    message = "The directory cannot be reached right now; try again shortly."

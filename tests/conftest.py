@@ -1,0 +1,57 @@
+"""Fixtures shared by every test layer: the moto server provisioned from template.yaml, the stack environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.aws import (
+    LocalResources,
+    provision,
+    put_secure_parameter,
+    stack_environment,
+    start_moto_server,
+)
+
+# The Zoom emulator's defaults (devstack.zoom_emulator.EmulatorConfig); tests that start an emulator use them.
+ZOOM_CLIENT_ID = "link-local-client"
+ZOOM_CLIENT_SECRET = "link-local-secret"
+ZOOM_WEBHOOK_SECRET = "link-local-webhook-secret"
+
+
+def reset_process_caches() -> None:
+    """Forget clients, settings and bindings cached for a warm Lambda, as a fresh container would."""
+    from link_zoom.adapters import aws, dynamo, flag
+    from link_zoom.config import get_settings
+
+    get_settings.cache_clear()
+    aws.client.cache_clear()
+    dynamo._bound.clear()
+    flag._ssm_provider = None
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> Iterator[LocalResources]:
+    """One moto server (server mode) holding everything template.yaml declares."""
+    server = start_moto_server()
+    resources = provision(server.endpoint_url)
+    secrets = resources.resolver.parameters
+    put_secure_parameter(resources, secrets["ZoomClientSecretParameterName"], ZOOM_CLIENT_SECRET)
+    put_secure_parameter(resources, secrets["ZoomWebhookSecretParameterName"], ZOOM_WEBHOOK_SECRET)
+    yield resources
+    server.stop()
+
+
+@pytest.fixture
+def stack_env(local_aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The functions' environment (as template.yaml gives it) pointed at the moto server."""
+    env = stack_environment(local_aws)
+    env["ZOOM_CLIENT_ID"] = ZOOM_CLIENT_ID
+    env["POWERTOOLS_METRICS_NAMESPACE"] = "LinkZoomTest"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_process_caches()
+    yield dict(os.environ)
+    reset_process_caches()
