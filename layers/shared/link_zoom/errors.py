@@ -104,6 +104,10 @@ class ZoomRateLimited(ServiceError):
         super().__init__(headers={"Retry-After": str(max(1, retry_after_seconds))})
 
 
+class ZoomTokenRejected(Exception):
+    """Zoom answered 401 to a stored access token (expired, or the app was removed at Zoom)."""
+
+
 class ZoomUnavailable(ServiceError):
     status = 502
     code = "zoom_unavailable"
