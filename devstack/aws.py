@@ -58,12 +58,12 @@ class LocalResources:
 
 
 def aws_client(service: str, endpoint_url: str) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - moto accepts anything
+        aws_secret_access_key="local",  # moto accepts any credentials
     )
 
 

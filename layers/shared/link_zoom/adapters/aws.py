@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from link_zoom.config import DYNAMODB_CONNECT_TIMEOUT_S, DYNAMODB_READ_TIMEOUT_S, get_settings
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     import boto3
     from botocore.config import Config
@@ -19,4 +19,4 @@ def client(service: str) -> Any:
         retries={"max_attempts": 3, "mode": "standard"},
     )
     # AWS_ENDPOINT_URL (the local moto server) is honoured by botocore itself.
-    return boto3.client(service, region_name=get_settings().region, config=config)
+    return boto3.client(service, region_name=get_settings().region, config=config)  # type: ignore[call-overload]

@@ -1,21 +1,25 @@
-"""The organisation-wide Zoom feature switch, an SSM parameter read through powertools with a short cache."""
+"""The organisation-wide Zoom feature switch and the app's secrets: SSM through powertools, with short caches."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from link_zoom.adapters.aws import client
 from link_zoom.config import FLAG_CACHE_SECONDS, get_settings
 
-
-def _provider():  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
 
+_ssm_provider: SSMProvider | None = None
+
+
+def _provider() -> SSMProvider:
     global _ssm_provider
     if _ssm_provider is None:
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+
         _ssm_provider = SSMProvider(boto3_client=client("ssm"))
     return _ssm_provider
-
-
-_ssm_provider = None
 
 
 def zoom_enabled() -> bool:
@@ -24,8 +28,13 @@ def zoom_enabled() -> bool:
 
 
 def set_zoom_enabled(enabled: bool) -> bool:
-    name = get_settings().feature_flag_parameter
-    client("ssm").put_parameter(Name=name, Value="true" if enabled else "false", Type="String", Overwrite=True)
+    ssm = client("ssm")
+    ssm.put_parameter(
+        Name=get_settings().feature_flag_parameter,
+        Value="true" if enabled else "false",
+        Type="String",
+        Overwrite=True,
+    )
     _provider().clear_cache()
     return enabled
 

@@ -1,0 +1,91 @@
+# Link <-> Zoom: every entry point a developer or CI needs. `make run` and `make test` are the two that matter.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+PYTEST := $(PYTHON) -m pytest
+export SAM_CLI_TELEMETRY := 0
+export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
+
+# sam build needs a working python3.12 (the Lambda runtime): pyenv's 3.12 when present, else one on PATH.
+PY312_DIR := $(shell (pyenv prefix 3.12.1 2>/dev/null || pyenv prefix 3.12 2>/dev/null) | head -1)
+SAM_PATH := $(if $(PY312_DIR),$(PY312_DIR)/bin:,)$(PATH)
+
+.PHONY: help setup system-packages venv lint typecheck validate build test test-unit test-integration \
+        test-e2e run keeper replay-dlq bench resilience clean
+
+help:
+	@echo "make run        - the whole service on this machine (API on http://127.0.0.1:3000)"
+	@echo "make test       - lint, types, template checks, sam build, unit, integration and e2e tests"
+	@echo "make bench      - import costs, call counts, stream batch speed-up -> docs/benchmarks.md"
+	@echo "make keeper     - run the token keeper once against the running local stack"
+	@echo "make replay-dlq - replay the calendar stream's dead-letter queue on the running local stack"
+
+setup: system-packages venv
+
+# Samba AD DC for the demo directory, Chromium for the browser tests (Debian packages).
+system-packages:
+	@missing=""; \
+	for pkg in samba-ad-dc samba winbind krb5-user ldap-utils chromium; do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check .
+
+typecheck: venv
+	$(BIN)/mypy
+	@# every handler is functions/<name>/app.py: check each on its own (one module name per run)
+	@for f in functions/*/app.py; do $(BIN)/mypy --no-error-summary "$$f" || exit 1; done
+
+validate: venv
+	PATH="$(SAM_PATH)" $(BIN)/sam validate --lint
+	$(BIN)/cfn-lint template.yaml
+
+build: venv
+	@PATH="$(SAM_PATH)" python3.12 --version >/dev/null 2>&1 || { echo "sam build needs python3.12 (pyenv 3.12.x or on PATH)"; exit 1; }
+	PATH="$(SAM_PATH)" $(BIN)/sam build --parallel
+
+test-unit: venv
+	$(PYTEST) tests/unit -q
+
+test-integration: venv
+	$(PYTEST) tests/integration -q
+
+test-e2e: venv
+	$(PYTEST) tests/e2e -q
+
+test: lint typecheck validate build
+	$(PYTEST) tests -q
+
+run: venv
+	$(PYTHON) -m devstack.run
+
+keeper: venv
+	$(PYTHON) -m devstack.run invoke TokenKeeperFunction
+
+replay-dlq: venv
+	$(PYTHON) -m devstack.run invoke DlqReplayFunction
+
+bench: venv
+	$(PYTHON) -m devstack.bench
+
+resilience: venv
+	$(PYTEST) tests/resilience -q
+
+clean:
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,198 @@
+"""Zoom meetings: validating a create/update body the way Zoom does, and the meeting resource itself."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from .errors import invalid_field
+
+MEETING_TYPES = frozenset({1, 2, 3, 8})  # instant, scheduled, recurring (no fixed time), recurring (fixed time)
+TIMED_TYPES = frozenset({2, 8})  # the types that have a start_time
+DEFAULT_TOPIC = "Zoom Meeting"
+DEFAULT_DURATION = 60
+USER_TIMEZONE = "UTC"  # the emulated users' profile timezone
+TOPIC_MAX = 200
+AGENDA_MAX = 2000
+PASSWORD_RE = re.compile(r"[A-Za-z0-9@_*-]{1,10}")
+# The only two start_time formats Zoom documents; anything else (offsets, fractions of a second) is
+# "unparsable" and Zoom silently schedules the meeting for now.
+START_TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(Z?)")
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "host_video": False,
+    "participant_video": False,
+    "join_before_host": False,
+    "mute_upon_entry": False,
+    "waiting_room": False,
+    "approval_type": 2,
+    "audio": "voip",
+    "auto_recording": "none",
+    "meeting_authentication": False,
+}
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class MeetingChanges:
+    """The validated fields of a create or update request; None means "not given"."""
+
+    topic: str | None = None
+    type: int | None = None
+    start_time: str | None = None
+    duration: int | None = None
+    timezone: str | None = None
+    password: str | None = None
+    agenda: str | None = None
+    settings: dict[str, Any] | None = None
+
+
+def parse_meeting_body(body: dict[str, Any]) -> MeetingChanges:
+    """Checks the fields Zoom checks (code 300 on the first bad one); unknown fields are ignored, as at Zoom."""
+    changes = MeetingChanges()
+    if "topic" in body:
+        topic = body["topic"]
+        if not isinstance(topic, str) or len(topic) > TOPIC_MAX:
+            raise invalid_field("topic", f"Topic must be a string of at most {TOPIC_MAX} characters.")
+        changes.topic = topic
+    if "type" in body:
+        if not _is_int(body["type"]) or body["type"] not in MEETING_TYPES:
+            raise invalid_field("type", "Meeting type must be 1, 2, 3 or 8.")
+        changes.type = body["type"]
+    if "start_time" in body:
+        if not isinstance(body["start_time"], str):
+            raise invalid_field("start_time", "Start time must be a string.")
+        changes.start_time = body["start_time"]
+    if "duration" in body:
+        if not _is_int(body["duration"]) or body["duration"] < 0:
+            raise invalid_field("duration", "Duration must be a whole number of minutes.")
+        changes.duration = body["duration"]
+    if "timezone" in body:
+        if not isinstance(body["timezone"], str) or body["timezone"] not in _timezones():
+            raise invalid_field("timezone", "Invalid field.")
+        changes.timezone = body["timezone"]
+    if "password" in body:
+        if not isinstance(body["password"], str) or not PASSWORD_RE.fullmatch(body["password"]):
+            raise invalid_field("password", "Passcode must be 1-10 characters of a-z, A-Z, 0-9, @ - _ *.")
+        changes.password = body["password"]
+    if "default_password" in body and not isinstance(body["default_password"], bool):
+        raise invalid_field("default_password", "default_password must be a boolean.")
+    if "agenda" in body:
+        if not isinstance(body["agenda"], str) or len(body["agenda"]) > AGENDA_MAX:
+            raise invalid_field("agenda", f"Agenda must be a string of at most {AGENDA_MAX} characters.")
+        changes.agenda = body["agenda"]
+    if "settings" in body:
+        if not isinstance(body["settings"], dict):
+            raise invalid_field("settings", "Settings must be an object.")
+        changes.settings = body["settings"]
+    return changes
+
+
+def parse_start_time(raw: str, timezone: str) -> datetime | None:
+    """`yyyy-MM-ddTHH:mm:ssZ` is UTC; `yyyy-MM-ddTHH:mm:ss` is local time in `timezone`; else None."""
+    match = START_TIME_RE.fullmatch(raw)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    try:
+        naive = datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+    if match.group(7):
+        return naive.replace(tzinfo=UTC)
+    return naive.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def zoom_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encrypted_password() -> str:
+    # The `pwd` of a join URL: Zoom's encrypted form of the passcode, opaque to clients.
+    return secrets.token_urlsafe(24)
+
+
+def _numeric_passcode() -> str:
+    return f"{secrets.randbelow(10**6):06d}"
+
+
+@dataclass
+class Meeting:
+    """A meeting as Zoom keeps it; `start_time_replaced` is the emulator's note that Zoom ignored a start_time."""
+
+    id: int
+    host_id: str
+    host_email: str
+    join_base_url: str
+    created_at: datetime
+    start_time: datetime
+    uuid: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(16)).decode())
+    topic: str = DEFAULT_TOPIC
+    type: int = 2
+    duration: int = DEFAULT_DURATION
+    timezone: str = USER_TIMEZONE
+    agenda: str = ""
+    # The emulated account requires passcodes (Zoom's default), so every meeting gets one.
+    password: str = field(default_factory=_numeric_passcode)
+    encrypted_password: str = field(default_factory=_encrypted_password)
+    settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    start_time_replaced: bool = False
+
+    def apply(self, changes: MeetingChanges, now: datetime) -> None:
+        if changes.topic is not None:
+            self.topic = changes.topic or DEFAULT_TOPIC
+        if changes.type is not None:
+            self.type = changes.type
+        if changes.timezone is not None:  # before start_time: a local start_time is read in the new zone
+            self.timezone = changes.timezone
+        if changes.start_time is not None:
+            parsed = parse_start_time(changes.start_time, self.timezone)
+            self.start_time = parsed or now.replace(microsecond=0)
+            self.start_time_replaced = parsed is None
+        if changes.duration is not None:
+            self.duration = changes.duration
+        if changes.agenda is not None:
+            self.agenda = changes.agenda
+        if changes.password is not None:
+            self.password = changes.password
+            self.encrypted_password = _encrypted_password()
+        if changes.settings is not None:
+            self.settings = {**self.settings, **changes.settings}
+
+    def to_api(self) -> dict[str, Any]:
+        """The body of Zoom's create and get answers."""
+        data: dict[str, Any] = {
+            "uuid": self.uuid,
+            "id": self.id,
+            "host_id": self.host_id,
+            "host_email": self.host_email,
+            "topic": self.topic,
+            "type": self.type,
+            "status": "waiting",
+            "duration": self.duration,
+            "timezone": self.timezone,
+            "created_at": zoom_time(self.created_at),
+            "join_url": f"{self.join_base_url}/j/{self.id}?pwd={self.encrypted_password}",
+            "password": self.password,
+            "encrypted_password": self.encrypted_password,
+            "settings": dict(self.settings),
+            "pre_schedule": False,
+        }
+        if self.type in TIMED_TYPES:
+            data["start_time"] = zoom_time(self.start_time)
+        if self.agenda:
+            data["agenda"] = self.agenda
+        return data
