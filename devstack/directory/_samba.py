@@ -148,11 +148,24 @@ def _strong_password(avoid: Sequence[str], length: int = 20) -> str:
             return pw
 
 
-def _load_or_create_secrets(layout: _Layout) -> dict[str, Any]:
-    """Passwords are made once and kept, so they stay the same across restarts and re-provisions."""
+def _read_secrets(layout: _Layout) -> dict[str, Any] | None:
     data = _read_json(layout.secrets)
-    if data is not None and "administrator" in data and all(u.username in data["users"] for u in DEMO_USERS):
-        return data
+    with contextlib.suppress(TypeError, KeyError):
+        if isinstance(data["administrator"], str) and all(
+            isinstance(data["users"][u.username], str) for u in DEMO_USERS
+        ):
+            return dict(data)
+    return None
+
+
+def _load_or_create_secrets(layout: _Layout) -> tuple[dict[str, Any], bool]:
+    """Passwords are made once and kept, so they stay the same across restarts and re-provisions.
+
+    Returns (secrets, whether they were just made).
+    """
+    data = _read_secrets(layout)
+    if data is not None:
+        return data, False
     data = {
         "administrator": _strong_password(["Administrator", NETBIOS_DOMAIN]),
         "users": {
@@ -160,7 +173,7 @@ def _load_or_create_secrets(layout: _Layout) -> dict[str, Any]:
         },
     }
     _write_json(layout.secrets, data, private=True)
-    return data
+    return data, True
 
 
 # ---------------------------------------------------------------- small file helpers
@@ -426,7 +439,7 @@ def _ensure_packages(layout: _Layout, install: bool) -> tuple[str, str]:
     samba, tool = _which("samba"), _which("samba-tool")
     if samba and tool:
         return samba, tool
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
+    cmd = ["apt-get", "install", "-y", *PACKAGES]
     if not install:
         raise DirectoryError(f"Samba is not installed; run: {' '.join(cmd)}")
     if os.geteuid() != 0:
@@ -576,7 +589,7 @@ def _check_ports_free() -> None:
 
 def _reuse(layout: _Layout) -> DirectoryInfo | None:
     """The fast path: our samba is alive (pid file) and answers a validated LDAPS bind."""
-    secret = _read_json(layout.secrets)
+    secret = _read_secrets(layout)
     pid = _read_pid(layout)
     if not secret or pid is None or not layout.provisioned.exists():
         return None
@@ -599,7 +612,9 @@ def start_or_reuse(state_dir: Path = DEFAULT_STATE_DIR, install: bool = True) ->
         if info is not None:
             return info, False
         samba, tool = _ensure_packages(layout, install)
-        secret = _load_or_create_secrets(layout)
+        secret, new_secrets = _load_or_create_secrets(layout)
+        if new_secrets:  # a database made with other (lost) passwords is of no use: provision afresh
+            layout.provisioned.unlink(missing_ok=True)
         running = _find_our_sambas(layout)
         if not running and not _our_processes(layout):
             _check_ports_free()  # fail before a provision we could not serve anyway

@@ -193,4 +193,4 @@ def test_missing_samba_is_installed_only_when_allowed(monkeypatch: pytest.Monkey
     monkeypatch.setattr(_samba.subprocess, "run", fake_run)
     monkeypatch.setattr(_samba.os, "geteuid", lambda: 0)
     assert _samba._ensure_packages(layout, install=True) == ("/usr/sbin/samba", "/usr/sbin/samba-tool")
-    assert calls == [("apt-get", "install", "-y", "--no-install-recommends", *_samba.PACKAGES)]
+    assert calls == [("apt-get", "install", "-y", *_samba.PACKAGES)]
