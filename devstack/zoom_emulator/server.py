@@ -111,8 +111,9 @@ def start_emulator(
 
 def serve(config: EmulatorConfig, host: str, port: int, *, verbose: bool = False) -> None:
     """Runs the emulator in the foreground until interrupted."""
-    server = _make_server(Store(config), host, port, verbose)
-    print(f"Zoom emulator listening on http://{host}:{server.server_port}", flush=True)
+    store = Store(config)
+    server = _make_server(store, host, port, verbose)
+    print(f"Zoom emulator listening on {store.base_url}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
