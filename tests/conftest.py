@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+# powertools Metrics reads its namespace when link_zoom.observability is first imported, before any fixture runs.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LinkZoomTest")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "link-zoom")
+
 import pytest
 
 from devstack.aws import (

@@ -13,7 +13,15 @@ from link_zoom.errors import BadRequest, ZoomRateLimited
 
 @pytest.mark.parametrize(
     "body",
-    ["", "not json", "[1, 2]", '"text"', "42", "null", json.dumps({"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 1}}}}}}}})],
+    [
+        "",
+        "not json",
+        "[1, 2]",
+        '"text"',
+        "42",
+        "null",
+        json.dumps({"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 1}}}}}}}}),
+    ],
 )
 def test_anything_but_a_reasonable_json_object_is_a_bad_request(body: str) -> None:
     with pytest.raises(BadRequest):

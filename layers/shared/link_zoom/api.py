@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -44,6 +45,13 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 def empty_response(status: int = 204) -> Response:
     return Response(status_code=status, body="", headers={"Cache-Control": "no-store"})
+
+
+def utc_timestamp(moment: datetime) -> str:
+    """The contract's timestamp form: ISO 8601 in UTC with `Z` (naive datetimes are taken as UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_resolver() -> APIGatewayRestResolver:
