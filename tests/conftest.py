@@ -36,14 +36,18 @@ def reset_process_caches() -> None:
     flag._ssm_provider = None
 
 
+def put_zoom_secrets(resources: LocalResources) -> None:
+    names = resources.resolver.parameters
+    put_secure_parameter(resources, names["ZoomClientSecretParameterName"], ZOOM_CLIENT_SECRET)
+    put_secure_parameter(resources, names["ZoomWebhookSecretParameterName"], ZOOM_WEBHOOK_SECRET)
+
+
 @pytest.fixture(scope="session")
 def local_aws() -> Iterator[LocalResources]:
     """One moto server (server mode) holding everything template.yaml declares."""
     server = start_moto_server()
     resources = provision(server.endpoint_url)
-    secrets = resources.resolver.parameters
-    put_secure_parameter(resources, secrets["ZoomClientSecretParameterName"], ZOOM_CLIENT_SECRET)
-    put_secure_parameter(resources, secrets["ZoomWebhookSecretParameterName"], ZOOM_WEBHOOK_SECRET)
+    put_zoom_secrets(resources)
     yield resources
     server.stop()
 
@@ -56,6 +60,8 @@ def stack_env(local_aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Ite
     env["POWERTOOLS_METRICS_NAMESPACE"] = "LinkZoomTest"
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    # moto's backends are per process: another in-process stack in the same run may have rewritten these.
+    put_zoom_secrets(local_aws)
     reset_process_caches()
     yield dict(os.environ)
     reset_process_caches()

@@ -86,6 +86,17 @@ class NotFound(ServiceError):
     message = "There is no such item."
 
 
+class RequestInProgress(ServiceError):
+    """A request with the same Idempotency-Key is still being handled (it has no answer to repeat yet)."""
+
+    status = 409
+    code = "request_in_progress"
+    message = "A request with this Idempotency-Key is still being handled; try again shortly."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
 class TooManyAttempts(ServiceError):
     status = 429
     code = "too_many_attempts"
@@ -108,10 +119,29 @@ class ZoomTokenRejected(Exception):
     """Zoom answered 401 to a stored access token (expired, or the app was removed at Zoom)."""
 
 
+class ZoomGrantRevoked(Exception):
+    """Zoom answered `invalid_grant`: the code or refresh token is dead (rotated out, revoked, app removed)."""
+
+
 class ZoomUnavailable(ServiceError):
     status = 502
     code = "zoom_unavailable"
     message = "Zoom did not answer correctly; try again shortly."
+
+
+class ZoomRejected(ZoomUnavailable):
+    """Zoom refused the request for good (a 4xx other than 401, 404 and 429): retrying will not help."""
+
+    message = "Zoom refused the meeting change; try again later or contact your administrator."
+
+    def __init__(self, zoom_code: int | None = None, zoom_message: str = "") -> None:
+        super().__init__()
+        self.zoom_code = zoom_code
+        self.zoom_message = zoom_message
+
+
+class ZoomMeetingNotFound(Exception):
+    """Zoom no longer has the meeting (404, code 3001): deleted at Zoom or never there."""
 
 
 class DirectoryUnavailable(ServiceError):

@@ -1,0 +1,117 @@
+"""KMS envelope encryption of a user's Zoom tokens, bound to that user.
+
+Each write gets a fresh data key from KMS (GenerateDataKey on the token key) with the encryption context
+{"user_id", "purpose"}; the tokens are sealed with AES-256-GCM under that data key, with the user id as
+associated data too. Only the encrypted data key, the nonce and the ciphertext are stored. A record
+copied to another user id fails twice over: KMS refuses the other context, AES-GCM the other AAD.
+
+Decrypted data keys are cached in memory for a few minutes, keyed by (user id, encrypted data key), so a
+warm function reads a user's tokens without calling KMS on every request.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from link_zoom.adapters.aws import client
+from link_zoom.config import get_settings
+
+PURPOSE = "zoom-tokens"
+NONCE_BYTES = 12  # AES-GCM's standard 96-bit nonce; random per seal, and a data key seals once
+DATA_KEY_CACHE_SECONDS = 300
+DATA_KEY_CACHE_ENTRIES = 4096  # a keeper run touches thousands of users; each key is 32 bytes
+
+_cache: OrderedDict[tuple[str, bytes], tuple[bytes, float]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What is stored: the KMS-encrypted data key, the AES-GCM nonce and the ciphertext (with its tag)."""
+
+    encrypted_key: bytes
+    nonce: bytes
+    ciphertext: bytes
+
+
+class SealBroken(Exception):
+    """The sealed value does not open for this user: moved to another user, tampered with, or its key is gone."""
+
+
+def _context(user_id: str) -> dict[str, str]:
+    return {"user_id": user_id, "purpose": PURPOSE}
+
+
+def _aad(user_id: str) -> bytes:
+    return f"{PURPOSE}:{user_id}".encode()
+
+
+def _remember(user_id: str, encrypted_key: bytes, key: bytes) -> None:
+    with _cache_lock:
+        _cache[(user_id, encrypted_key)] = (key, time.monotonic() + DATA_KEY_CACHE_SECONDS)
+        _cache.move_to_end((user_id, encrypted_key))
+        while len(_cache) > DATA_KEY_CACHE_ENTRIES:
+            _cache.popitem(last=False)
+
+
+def _recall(user_id: str, encrypted_key: bytes) -> bytes | None:
+    with _cache_lock:
+        entry = _cache.get((user_id, encrypted_key))
+        if entry is None:
+            return None
+        key, expires = entry
+        if expires <= time.monotonic():
+            del _cache[(user_id, encrypted_key)]
+            return None
+        return key
+
+
+def forget_cached_keys() -> None:
+    """Empties the data key cache (a cold container; tests)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def seal(user_id: str, plaintext: bytes) -> Sealed:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    answer = client("kms").generate_data_key(
+        KeyId=get_settings().token_key_id, KeySpec="AES_256", EncryptionContext=_context(user_id)
+    )
+    key, encrypted_key = answer["Plaintext"], answer["CiphertextBlob"]
+    _remember(user_id, encrypted_key, key)
+    nonce = os.urandom(NONCE_BYTES)
+    return Sealed(encrypted_key, nonce, AESGCM(key).encrypt(nonce, plaintext, _aad(user_id)))
+
+
+def unseal(user_id: str, sealed: Sealed) -> bytes:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = _recall(user_id, sealed.encrypted_key)
+    if key is None:
+        key = _decrypt_data_key(user_id, sealed.encrypted_key)
+        _remember(user_id, sealed.encrypted_key, key)
+    try:
+        return AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, _aad(user_id))
+    except (InvalidTag, ValueError) as exc:
+        raise SealBroken("The stored tokens do not decrypt for this user.") from exc
+
+
+def _decrypt_data_key(user_id: str, encrypted_key: bytes) -> bytes:
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = client("kms").decrypt(
+            CiphertextBlob=encrypted_key, EncryptionContext=_context(user_id), KeyId=get_settings().token_key_id
+        )
+    except ClientError as exc:
+        # KMS answers a wrong encryption context (another user's record) with InvalidCiphertextException.
+        if exc.response.get("Error", {}).get("Code") in {"InvalidCiphertextException", "IncorrectKeyException"}:
+            raise SealBroken("The stored data key does not decrypt for this user.") from exc
+        raise
+    return bytes(answer["Plaintext"])

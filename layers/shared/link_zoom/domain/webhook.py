@@ -1,0 +1,110 @@
+"""Zoom's event notifications: the v0 signature over the raw body, the URL validation challenge, and the
+events the service acts on (`app_deauthorized`, `meeting.deleted`); any other event is acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from link_zoom.config import get_settings
+from link_zoom.errors import BadRequest, InvalidSignature
+from link_zoom.observability import logger
+
+SIGNATURE_WINDOW_SECONDS = 300  # the contract's 5 minutes, either way (clocks drift both ways)
+SIGNATURE_HEADER = "x-zm-signature"
+TIMESTAMP_HEADER = "x-zm-request-timestamp"
+
+
+def handle_notification(headers: Mapping[str, str], raw_body: bytes) -> dict[str, Any]:
+    """Verifies, then handles one notification; returns the 200 answer's body."""
+    secret = _webhook_secret()
+    verify_signature(secret, headers, raw_body)
+    event = _parse(raw_body)
+    name = event.get("event")
+    payload = event.get("payload")
+    if not isinstance(payload, dict):
+        payload = {}
+    if name == "endpoint.url_validation":
+        plain_token = payload.get("plainToken")
+        if not isinstance(plain_token, str) or not plain_token:
+            raise BadRequest("endpoint.url_validation needs payload.plainToken.")
+        return {"plainToken": plain_token, "encryptedToken": _hex_hmac(secret, plain_token.encode())}
+    if name == "app_deauthorized":
+        return _app_deauthorized(payload)
+    if name == "meeting.deleted":
+        return _meeting_deleted(payload)
+    logger.info("Zoom event ignored", extra={"zoom_event": str(name)[:64]})
+    return {"status": "ignored"}
+
+
+def verify_signature(
+    secret: str, headers: Mapping[str, str], raw_body: bytes, now: float | None = None
+) -> None:
+    """`x-zm-signature` must be `v0=` + hex HMAC-SHA256(secret, "v0:{timestamp}:{raw body}"), timestamp fresh."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    timestamp = lowered.get(TIMESTAMP_HEADER, "")
+    signature = lowered.get(SIGNATURE_HEADER, "")
+    if not (timestamp.isascii() and timestamp.isdigit()) or not signature:
+        raise InvalidSignature()
+    if abs((time.time() if now is None else now) - int(timestamp)) > SIGNATURE_WINDOW_SECONDS:
+        raise InvalidSignature()
+    expected = "v0=" + _hex_hmac(secret, b"v0:" + timestamp.encode() + b":" + raw_body)
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+        raise InvalidSignature()
+
+
+def _app_deauthorized(payload: dict[str, Any]) -> dict[str, Any]:
+    from link_zoom.domain.connection import forget_zoom_user
+
+    zoom_user_id = payload.get("user_id")
+    if not isinstance(zoom_user_id, str) or not zoom_user_id:
+        raise BadRequest("app_deauthorized needs payload.user_id.")
+    client_id = payload.get("client_id")
+    if client_id is not None and client_id != get_settings().zoom_client_id:
+        logger.info("app_deauthorized of another Zoom app ignored")
+        return {"status": "ignored"}
+    removed = forget_zoom_user(zoom_user_id)
+    logger.info("Zoom app deauthorized", extra={"connections_removed": removed})
+    return {"status": "handled"}
+
+
+def _meeting_deleted(payload: dict[str, Any]) -> dict[str, Any]:
+    from link_zoom.domain.meetings import handle_meeting_deleted
+
+    meeting = payload.get("object")
+    meeting_id = meeting.get("id") if isinstance(meeting, dict) else None
+    # Zoom's ids are numbers in JSON; the service keeps them as strings.
+    if isinstance(meeting_id, bool) or not isinstance(meeting_id, int | str) or not str(meeting_id).isdigit():
+        raise BadRequest("meeting.deleted needs payload.object.id.")
+    handle_meeting_deleted(str(meeting_id))
+    return {"status": "handled"}
+
+
+def _parse(raw_body: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(raw_body)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest("The notification is not valid JSON.") from exc
+    if not isinstance(event, dict):
+        raise BadRequest("The notification must be a JSON object.")
+    return event
+
+
+def _webhook_secret() -> str:
+    from link_zoom.adapters import flag
+
+    settings = get_settings()
+    if settings.zoom_webhook_secret:
+        return settings.zoom_webhook_secret
+    if not settings.zoom_webhook_secret_parameter:
+        raise RuntimeError("Set ZOOM_WEBHOOK_SECRET or ZOOM_WEBHOOK_SECRET_PARAMETER.")
+    return flag.read_secret(settings.zoom_webhook_secret_parameter)
+
+
+def _hex_hmac(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()

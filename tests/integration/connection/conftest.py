@@ -1,0 +1,101 @@
+"""The Zoom connection through the real pieces: the moto server (template.yaml's tables, key, queue) and the
+Zoom emulator. Handlers are invoked with the events API Gateway would build.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devstack.aws import LocalResources, put_secure_parameter
+from devstack.zoom_emulator import EmulatorHandle, start_emulator
+from tests.integration.connection.zoom_flow import KmsCounter, load_function
+
+
+@pytest.fixture(scope="session")
+def oauth_function() -> Any:
+    return load_function("zoom_oauth")
+
+
+@pytest.fixture(scope="session")
+def webhook_function() -> Any:
+    return load_function("zoom_webhook")
+
+
+@pytest.fixture(scope="session")
+def keeper_function() -> Any:
+    return load_function("token_keeper")
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorHandle]:
+    handle = start_emulator(port=0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def zoom(
+    stack_env: dict[str, str],
+    emulator: EmulatorHandle,
+    local_aws: LocalResources,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[EmulatorHandle]:
+    """A fresh emulator state, the functions pointed at it, the feature switched on, a cold key cache."""
+    from link_zoom.adapters import crypto, flag
+    from link_zoom.observability import metrics
+    from tests.conftest import reset_process_caches
+
+    # moto's backends are per process: another in-process stack may have written its own app secrets.
+    names = local_aws.resolver.parameters
+    put_secure_parameter(local_aws, names["ZoomClientSecretParameterName"], emulator.config.client_secret)
+    put_secure_parameter(local_aws, names["ZoomWebhookSecretParameterName"], emulator.config.webhook_secret)
+
+    # Metrics() read its namespace when first imported, maybe before stack_env set it (Lambda sets it first).
+    monkeypatch.setattr(metrics, "namespace", stack_env["POWERTOOLS_METRICS_NAMESPACE"])
+    emulator.reset()
+    monkeypatch.setenv("ZOOM_OAUTH_BASE_URL", emulator.oauth_base_url)
+    monkeypatch.setenv("ZOOM_API_BASE_URL", emulator.api_base_url)
+    monkeypatch.setenv("ZOOM_CLIENT_ID", emulator.config.client_id)
+    reset_process_caches()
+    crypto.forget_cached_keys()
+    flag.set_zoom_enabled(True)
+    yield emulator
+    flag.set_zoom_enabled(False)
+    crypto.forget_cached_keys()
+
+
+@pytest.fixture
+def kms_calls(zoom: EmulatorHandle) -> Iterator[KmsCounter]:
+    """KMS requests made through the service's cached client while the test runs."""
+    from link_zoom.adapters.aws import client
+
+    counter = KmsCounter()
+    kms = client("kms")
+    kms.meta.events.register("before-call.kms.*", counter)
+    yield counter
+    kms.meta.events.unregister("before-call.kms.*", counter)
+
+
+@pytest.fixture
+def all_logs(zoom: EmulatorHandle) -> Iterator[io.StringIO]:
+    """Everything logged while the test runs: the service's JSON lines and every library's DEBUG lines."""
+    from link_zoom.observability import logger
+
+    stream = io.StringIO()
+    service_handler = logging.StreamHandler(stream)
+    service_handler.setFormatter(logger.registered_formatter)
+    library_handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    previous_level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(library_handler)
+    logger.addHandler(service_handler)
+    yield stream
+    logging.getLogger(logger.name).removeHandler(service_handler)
+    root.removeHandler(library_handler)
+    root.setLevel(previous_level)
