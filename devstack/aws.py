@@ -6,11 +6,12 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-from devstack.template import Resolver, load_template, resources_of_type
+from devstack.template import TEMPLATE_PATH, Resolver, load_template, resources_of_type
 
 REGION = "us-east-1"
 LOCAL_CREDENTIALS = {
@@ -29,6 +30,10 @@ class MotoServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
+            # ThreadedMotoServer.stop() leaves its listening socket open; a long test run would pile them up.
+            listener = getattr(self._server, "_server", None)
+            if listener is not None:
+                listener.server_close()
 
 
 def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
@@ -48,6 +53,7 @@ class LocalResources:
 
     endpoint_url: str
     resolver: Resolver
+    template_path: Path = TEMPLATE_PATH  # CodeUri and ContentUri paths are relative to its folder
     tables: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     queues: dict[str, str] = field(default_factory=dict)
@@ -67,11 +73,13 @@ def aws_client(service: str, endpoint_url: str) -> Any:
     )
 
 
-def provision(endpoint_url: str, parameters: dict[str, Any] | None = None) -> LocalResources:
-    """Create every supported resource of template.yaml in the moto server (idempotent)."""
-    template = load_template()
+def provision(
+    endpoint_url: str, parameters: dict[str, Any] | None = None, template_path: Path = TEMPLATE_PATH
+) -> LocalResources:
+    """Create every supported resource of template.yaml (or another template) in the moto server (idempotent)."""
+    template = load_template(template_path)
     resolver = Resolver(template, parameters=dict(parameters or {}), region=REGION)
-    found = LocalResources(endpoint_url=endpoint_url, resolver=resolver)
+    found = LocalResources(endpoint_url=endpoint_url, resolver=resolver, template_path=template_path)
     _create_keys(found, template)
     _create_queues(found, template)
     _create_tables(found, template)

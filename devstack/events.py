@@ -28,20 +28,31 @@ def api_event(
     resource: str | None = None,
     path_parameters: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    multi_value_headers: dict[str, list[str]] | None = None,
     body: str | bytes | None = None,
     authorizer: dict[str, Any] | None = None,
     source_ip: str = "127.0.0.1",
     domain_name: str = "127.0.0.1:3000",
 ) -> dict[str, Any]:
-    """A REST API Lambda proxy event (payload 1.0). `authorizer` is the authorizer's context, as strings."""
+    """A REST API Lambda proxy event (payload 1.0). `authorizer` is the authorizer's context, as strings.
+
+    `multi_value_headers` (a header sent more than once) wins over `headers`; as in API Gateway, the
+    single-value `headers` map then holds the last value of each.
+    """
     parts = urlsplit(path_and_query)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     multi_query: dict[str, list[str]] = {}
     for key, value in pairs:
         multi_query.setdefault(key, []).append(value)
-    header_map = dict(headers or {})
-    header_map.setdefault("Host", domain_name)
-    multi_headers = {k: [v] for k, v in header_map.items()}
+    if multi_value_headers is not None:
+        header_map = {k: v[-1] for k, v in multi_value_headers.items() if v}
+        multi_headers = {k: list(v) for k, v in multi_value_headers.items() if v}
+    else:
+        header_map = dict(headers or {})
+        multi_headers = {k: [v] for k, v in header_map.items()}
+    if not any(k.lower() == "host" for k in header_map):
+        header_map["Host"] = domain_name
+        multi_headers["Host"] = [domain_name]
     is_base64 = False
     body_text: str | None
     if isinstance(body, bytes):
