@@ -9,6 +9,8 @@ from functools import lru_cache
 # Below API Gateway's 29 s integration timeout, with room for a retry.
 ZOOM_CONNECT_TIMEOUT_S = 3.05
 ZOOM_READ_TIMEOUT_S = 8.0
+# A create is never re-sent after it may have reached Zoom (it could make a second meeting), so it waits longer.
+ZOOM_CREATE_READ_TIMEOUT_S = 20.0
 LDAP_CONNECT_TIMEOUT_S = 3.0
 LDAP_RECEIVE_TIMEOUT_S = 5.0
 DYNAMODB_CONNECT_TIMEOUT_S = 2.0
@@ -44,6 +46,9 @@ class Settings:
     ldap_ca_file: str | None
     aws_endpoint_url: str | None
     session_ttl_seconds: int = 12 * 3600
+    # Only the DLQ replay function has these (template.yaml gives them to it alone).
+    calendar_stream_dlq_url: str = ""
+    calendar_stream_function: str = ""
 
     @classmethod
     def from_environ(cls, env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
@@ -77,6 +82,8 @@ class Settings:
             ldap_admin_group_dn=env.get("LDAP_ADMIN_GROUP_DN", ""),
             ldap_ca_file=opt("LDAP_CA_FILE"),
             aws_endpoint_url=opt("AWS_ENDPOINT_URL"),
+            calendar_stream_dlq_url=env.get("CALENDAR_STREAM_DLQ_URL", ""),
+            calendar_stream_function=env.get("CALENDAR_STREAM_FUNCTION", ""),
         )
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
 
 from link_zoom.config import DYNAMODB_CONNECT_TIMEOUT_S, DYNAMODB_READ_TIMEOUT_S, get_settings
+
+# botocore logs every response body at DEBUG: KMS's data keys in plaintext (which open the sealed Zoom tokens),
+# table items. A DEBUG root logger (AWS_LAMBDA_LOG_LEVEL=DEBUG, a debugging session) must never show them.
+logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 
 
 @cache

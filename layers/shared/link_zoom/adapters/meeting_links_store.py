@@ -1,0 +1,170 @@
+"""The meeting links table (PynamoDB): which Zoom meeting belongs to which (user, calendar event).
+
+Every write is conditional: the claim takes an empty slot (or an expired claim), completing needs our own
+claim, moving and removing need the meeting id we read. No token of any kind is stored here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.expressions.update import Action
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from link_zoom.adapters.dynamo import bind
+from link_zoom.adapters.zoom_meetings import ZoomMeeting
+from link_zoom.domain.meetings import MeetingLink
+from link_zoom.domain.schedule import Schedule, parse_instant, zoom_time
+
+
+class ByMeetingIndex(GlobalSecondaryIndex["MeetingLinkModel"]):
+    class Meta:
+        index_name = "by_meeting"
+        projection = KeysOnlyProjection()
+
+    meeting_id = UnicodeAttribute(hash_key=True)
+
+
+class MeetingLinkModel(Model):
+    class Meta:
+        table_name = "MeetingLinks"  # replaced by bind() with MEETING_LINKS_TABLE
+
+    user_id = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)
+    meeting_id = UnicodeAttribute(null=True)  # absent while a creator holds the claim (sparse GSI)
+    by_meeting = ByMeetingIndex()
+    join_url = UnicodeAttribute(null=True)
+    password = UnicodeAttribute(null=True)  # the meeting passcode the PUT route answers with
+    start = UnicodeAttribute(null=True)
+    end = UnicodeAttribute(null=True)
+    time_zone = UnicodeAttribute(null=True)
+    topic = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    claim_id = UnicodeAttribute(null=True)
+    claim_expires_at = NumberAttribute(null=True)
+
+
+def _conditional_failed(error: PutError | UpdateError | DeleteError) -> bool:
+    return error.cause_response_code == "ConditionalCheckFailedException"
+
+
+def _now() -> str:
+    return zoom_time(datetime.now(UTC))
+
+
+def _to_link(row: MeetingLinkModel) -> MeetingLink:
+    start, end = parse_instant(row.start), parse_instant(row.end)
+    schedule = (
+        Schedule(row.topic or "", start, end, row.time_zone or "UTC")
+        if start is not None and end is not None
+        else None
+    )
+    return MeetingLink(
+        user_id=row.user_id,
+        event_id=row.event_id,
+        meeting_id=row.meeting_id,
+        join_url=row.join_url,
+        password=row.password,
+        schedule=schedule,
+        claim_id=row.claim_id,
+        claim_expires_at=row.claim_expires_at,
+    )
+
+
+class MeetingLinksStore:
+    def __init__(self, table_name: str) -> None:
+        self._model = bind(MeetingLinkModel, table_name)
+
+    def get(self, user_id: str, event_id: str) -> MeetingLink | None:
+        try:
+            return _to_link(self._model.get(user_id, event_id, consistent_read=True))
+        except self._model.DoesNotExist:
+            return None
+
+    def claim(
+        self, user_id: str, event_id: str, claim_id: str, expires_at: float, *, replacing: str | None = None
+    ) -> bool:
+        model = self._model
+        row = model(user_id, event_id, claim_id=claim_id, claim_expires_at=expires_at, updated_at=_now())
+        condition = (
+            model.user_id.does_not_exist()
+            if replacing is None
+            else (model.claim_id == replacing) & model.meeting_id.does_not_exist()
+        )
+        try:
+            row.save(condition=condition)
+        except PutError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def complete(
+        self, user_id: str, event_id: str, claim_id: str, meeting: ZoomMeeting, schedule: Schedule
+    ) -> MeetingLink | None:
+        model = self._model
+        row = model(user_id, event_id)
+        try:
+            row.update(
+                actions=[
+                    model.meeting_id.set(meeting.meeting_id),
+                    model.join_url.set(meeting.join_url),
+                    model.password.set(meeting.password) if meeting.password else model.password.remove(),
+                    *self._schedule_actions(schedule),
+                    model.claim_id.remove(),
+                    model.claim_expires_at.remove(),
+                ],
+                condition=model.claim_id == claim_id,
+            )
+        except UpdateError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        return _to_link(row)
+
+    def release(self, user_id: str, event_id: str, claim_id: str) -> bool:
+        model = self._model
+        try:
+            model(user_id, event_id).delete(condition=(model.claim_id == claim_id) & model.meeting_id.does_not_exist())
+        except DeleteError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def reschedule(self, link: MeetingLink, schedule: Schedule) -> MeetingLink | None:
+        model = self._model
+        row = model(link.user_id, link.event_id)
+        try:
+            row.update(actions=self._schedule_actions(schedule), condition=model.meeting_id == link.meeting_id)
+        except UpdateError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        return _to_link(row)
+
+    def remove(self, user_id: str, event_id: str, meeting_id: str) -> bool:
+        model = self._model
+        try:
+            model(user_id, event_id).delete(condition=model.meeting_id == meeting_id)
+        except DeleteError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def find_by_meeting(self, meeting_id: str) -> list[tuple[str, str]]:
+        return [(row.user_id, row.event_id) for row in self._model.by_meeting.query(meeting_id)]
+
+    def _schedule_actions(self, schedule: Schedule) -> list[Action]:
+        model = self._model
+        return [
+            model.start.set(schedule.start_time),
+            model.end.set(schedule.end_time),
+            model.time_zone.set(schedule.time_zone),
+            model.topic.set(schedule.topic),
+            model.updated_at.set(_now()),
+        ]

@@ -1,0 +1,257 @@
+"""Zoom's meetings API: create, move (PATCH) and delete, with timeouts, bounded retries and Zoom's errors mapped.
+
+One requests.Session per warm process (its connection pool is reused across invocations and threads).
+Retries: 429 waits for Retry-After (or a jittered back-off) while the caller's deadline allows, then
+`ZoomRateLimited`; 5xx, timeouts, broken connections and unreadable answers are retried a few times, then
+`ZoomUnavailable`. A create is never re-sent once it may have reached Zoom (a second POST would make a
+second meeting): it waits longer for its answer instead. 401 is `ZoomTokenRejected` (the connection code
+refreshes or gives up); a meeting Zoom no longer has is `ZoomMeetingNotFound`; any other 4xx is
+`ZoomRejected`. Logs carry Zoom's code and message, never a token or a body.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from link_zoom import config
+from link_zoom.deadline import Deadline
+from link_zoom.domain.schedule import Schedule
+from link_zoom.errors import (
+    ZoomMeetingNotFound,
+    ZoomRateLimited,
+    ZoomRejected,
+    ZoomTokenRejected,
+    ZoomUnavailable,
+)
+from link_zoom.observability import count, logger
+
+if TYPE_CHECKING:
+    import requests
+
+MAX_ATTEMPTS = 3  # per call, for 5xx, timeouts and unreadable answers
+MAX_RATE_LIMIT_WAITS = 3
+BACKOFF_BASE_S = 0.2
+RATE_LIMIT_BACKOFF_S = 1.0  # when a 429 carries no Retry-After
+MIN_ATTEMPT_S = 0.5  # no attempt starts with less time than this left
+
+
+@dataclass(frozen=True)
+class ZoomMeeting:
+    """What Zoom answered to a create (its id as a string, as the contract wants it)."""
+
+    meeting_id: str
+    join_url: str
+    password: str | None
+
+
+_session: requests.Session | None = None
+_session_lock = threading.Lock()
+
+
+def _http() -> requests.Session:
+    global _session
+    if _session is None:
+        with _session_lock:
+            if _session is None:
+                import requests
+                from requests.adapters import HTTPAdapter
+
+                session = requests.Session()
+                # Retries are ours (they must respect the deadline); the pool fits the stream's worker threads.
+                adapter = HTTPAdapter(pool_connections=2, pool_maxsize=16, max_retries=0)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                _session = session
+    return _session
+
+
+def _jitter(seconds: float) -> float:
+    # Full jitter: concurrent callers that failed together do not retry together.
+    return random.uniform(seconds / 2, seconds)  # noqa: S311 - timing, not security
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime  # an HTTP date: rare, and costly to import
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _never_sent(error: Exception) -> bool:
+    """True when the connection failed before the request left (safe to send again)."""
+    from urllib3.exceptions import NewConnectionError
+
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+def _seconds_to_utc_midnight() -> int:
+    now = time.time()
+    return int(86400 - now % 86400) + 1
+
+
+def _zoom_error(response: requests.Response) -> tuple[int | None, str]:
+    """Zoom's `{"code", "message"}`, and nothing else of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, ""
+    if not isinstance(body, dict):
+        return None, ""
+    code = body.get("code")
+    message = body.get("message")
+    return (code if isinstance(code, int) else None), (message[:300] if isinstance(message, str) else "")
+
+
+class ZoomMeetingsApi:
+    """The adapter; `base_url` is ZOOM_API_BASE_URL (e.g. https://api.zoom.us/v2)."""
+
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url.rstrip("/")
+
+    def create(self, access_token: str, schedule: Schedule, deadline: Deadline) -> ZoomMeeting:
+        body = {
+            "topic": schedule.topic,
+            "type": 2,  # scheduled: an instant meeting (1) has no start time to keep in step with an event
+            "start_time": schedule.start_time,
+            "duration": schedule.duration_minutes,
+            "timezone": schedule.time_zone,
+            "default_password": True,
+        }
+        data = self._call("POST", "/users/me/meetings", access_token, deadline, body, operation="create")
+        meeting_id, join_url = data.get("id"), data.get("join_url")
+        if isinstance(meeting_id, bool) or not isinstance(meeting_id, int | str) or not isinstance(join_url, str):
+            # Zoom made something we cannot link to: count it as a failed call, the caller retries later.
+            count("ZoomErrors")
+            raise ZoomUnavailable()
+        password = data.get("password")
+        count("MeetingsCreated")
+        return ZoomMeeting(str(meeting_id), join_url, password if isinstance(password, str) and password else None)
+
+    def update(self, access_token: str, meeting_id: str, schedule: Schedule, deadline: Deadline) -> None:
+        body = {
+            "topic": schedule.topic,
+            "start_time": schedule.start_time,
+            "duration": schedule.duration_minutes,
+            "timezone": schedule.time_zone,
+        }
+        self._call("PATCH", f"/meetings/{meeting_id}", access_token, deadline, body, operation="update")
+        count("MeetingsMoved")
+
+    def delete(self, access_token: str, meeting_id: str, deadline: Deadline) -> bool:
+        """True when this call deleted it, False when Zoom no longer had it (which counts as deleted)."""
+        try:
+            self._call("DELETE", f"/meetings/{meeting_id}", access_token, deadline, None, operation="delete")
+        except ZoomMeetingNotFound:
+            return False
+        count("MeetingsDeleted")
+        return True
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        access_token: str,
+        deadline: Deadline,
+        body: dict[str, Any] | None,
+        *,
+        operation: str,
+    ) -> dict[str, Any]:
+        import requests
+
+        # A create that reached Zoom may have made the meeting even if its answer never came back: it is
+        # given all the time Zoom may take and is never re-sent then (a second POST makes a second meeting).
+        resendable = method != "POST"
+        read_timeout = config.ZOOM_READ_TIMEOUT_S if resendable else config.ZOOM_CREATE_READ_TIMEOUT_S
+        failures = 0
+        rate_limited = 0
+        while True:
+            remaining = deadline.remaining()
+            if remaining < MIN_ATTEMPT_S:
+                raise ZoomUnavailable()
+            timeout = (min(config.ZOOM_CONNECT_TIMEOUT_S, remaining), min(read_timeout, remaining))
+            problem: str
+            try:
+                response = _http().request(
+                    method,
+                    self._base_url + path,
+                    json=body,
+                    headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+                    timeout=timeout,
+                    allow_redirects=False,
+                )
+            except requests.ConnectTimeout:
+                problem = "connect timeout"
+            except requests.Timeout:
+                problem = "timeout"
+                if not resendable:
+                    count("ZoomErrors")
+                    logger.warning("zoom create timed out; not re-sent", extra={"operation": operation})
+                    raise ZoomUnavailable() from None
+            except requests.RequestException as exc:
+                problem = "connection failed"
+                if not resendable and not _never_sent(exc):
+                    count("ZoomErrors")
+                    logger.warning("zoom create lost its answer; not re-sent", extra={"operation": operation})
+                    raise ZoomUnavailable() from None
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    if method != "POST":
+                        return {}
+                    try:
+                        data = response.json()
+                    except ValueError:
+                        data = None
+                    if isinstance(data, dict):
+                        return data
+                    problem = "unreadable answer"
+                else:
+                    count("ZoomErrors")
+                    zoom_code, zoom_message = _zoom_error(response)
+                    logger.warning(
+                        "zoom answered an error",
+                        extra={"operation": operation, "status": status, "zoom_code": zoom_code,
+                               "zoom_message": zoom_message},
+                    )
+                    if status == 401:
+                        raise ZoomTokenRejected()
+                    if status == 404 and path.startswith("/meetings/"):
+                        raise ZoomMeetingNotFound(path.rsplit("/", 1)[-1])
+                    if status == 429:
+                        rate_limited += 1
+                        if response.headers.get("X-RateLimit-Type", "").lower().startswith("daily"):
+                            # The user's 100 creates/updates a day are used up: waiting seconds cannot help.
+                            raise ZoomRateLimited(_seconds_to_utc_midnight())
+                        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                        wait = retry_after if retry_after is not None else _jitter(
+                            RATE_LIMIT_BACKOFF_S * 2 ** (rate_limited - 1)
+                        )
+                        if rate_limited > MAX_RATE_LIMIT_WAITS or wait > deadline.remaining() - MIN_ATTEMPT_S:
+                            raise ZoomRateLimited(math.ceil(wait))
+                        time.sleep(wait)
+                        continue
+                    if status < 500:
+                        raise ZoomRejected(zoom_code, zoom_message)
+                    problem = f"status {status}"
+            if not problem.startswith("status"):
+                count("ZoomErrors")
+                logger.warning("zoom call failed", extra={"operation": operation, "problem": problem})
+            failures += 1
+            backoff = _jitter(BACKOFF_BASE_S * 2**failures)
+            if failures >= MAX_ATTEMPTS or backoff > deadline.remaining() - MIN_ATTEMPT_S:
+                raise ZoomUnavailable()
+            time.sleep(backoff)

@@ -1,0 +1,307 @@
+"""The calendar table as the service sees it: items, stream records, and what a record asks the service to do.
+
+`decide()` looks only at a record's old and new images, so a change Zoom does not care about (including
+the service's own zoom_* write-backs) ends here: no read, no Zoom call, no KMS call. Records that need
+work are reconciled by the meetings service; `process_records` runs different events concurrently and
+the records of one event in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from link_zoom.deadline import Deadline
+from link_zoom.domain.schedule import DEFAULT_TIME_ZONE, Schedule, is_time_zone, meeting_topic, parse_instant
+from link_zoom.observability import logger
+
+if TYPE_CHECKING:
+    from link_zoom.domain.meetings import Meetings
+
+SCHEDULED = "scheduled"
+AUTHORIZATION_REQUIRED = "authorization_required"
+FEATURE_DISABLED = "feature_disabled"
+DELETED_AT_ZOOM = "deleted_at_zoom"
+FAILED = "failed"
+
+# The Link server's attributes a meeting follows; a write-back applies only while they are unchanged.
+WATCHED = ("start", "end", "time_zone", "subject", "zoom")
+SCHEDULE_ATTRIBUTES = ("start", "end", "time_zone", "subject")
+# The only attributes the service ever writes to an item.
+ZOOM_ATTRIBUTES = ("zoom_meeting_id", "zoom_join_url", "zoom_status", "zoom_error")
+
+MAX_WORKERS = 8
+
+DynamoValue = Mapping[str, Any]  # one attribute in DynamoDB JSON, e.g. {"S": "..."}
+
+
+@dataclass(frozen=True)
+class ZoomFields:
+    """The four attributes the service writes back; None means absent."""
+
+    meeting_id: str | None = None
+    join_url: str | None = None
+    status: str | None = None
+    error: str | None = None
+
+    def with_status(self, status: str, error: str | None = None) -> ZoomFields:
+        return replace(self, status=status, error=error)
+
+    def attributes(self) -> dict[str, str | None]:
+        return dict(zip(ZOOM_ATTRIBUTES, (self.meeting_id, self.join_url, self.status, self.error), strict=True))
+
+
+@dataclass(frozen=True)
+class CalendarItem:
+    """One calendar event as stored (DynamoDB JSON), with typed views of the attributes the service reads."""
+
+    attributes: Mapping[str, DynamoValue]
+
+    @classmethod
+    def from_image(cls, image: Mapping[str, DynamoValue] | None) -> CalendarItem | None:
+        if not image or "S" not in (image.get("user_id") or {}) or "S" not in (image.get("event_id") or {}):
+            return None
+        return cls(dict(image))
+
+    @property
+    def user_id(self) -> str:
+        return str(self.attributes["user_id"]["S"])
+
+    @property
+    def event_id(self) -> str:
+        return str(self.attributes["event_id"]["S"])
+
+    def text(self, name: str) -> str | None:
+        value = (self.attributes.get(name) or {}).get("S")
+        return value if isinstance(value, str) else None
+
+    @property
+    def zoom(self) -> bool:
+        return (self.attributes.get("zoom") or {}).get("BOOL") is True
+
+    def zoom_fields(self) -> ZoomFields:
+        return ZoomFields(*(self.text(name) for name in ZOOM_ATTRIBUTES))
+
+    def watched(self) -> dict[str, DynamoValue | None]:
+        return {name: self.attributes.get(name) for name in WATCHED}
+
+    def without_zoom_fields(self) -> dict[str, DynamoValue]:
+        return {name: value for name, value in self.attributes.items() if name not in ZOOM_ATTRIBUTES}
+
+    def schedule(self) -> Schedule | None:
+        """The meeting this event asks for; None when its times are unusable (no offset, end not after start)."""
+        start, end = parse_instant(self.text("start")), parse_instant(self.text("end"))
+        if start is None or end is None or end <= start:
+            return None
+        zone = self.text("time_zone")
+        # A zone Zoom would refuse is only a display preference: the UTC times stay exact.
+        time_zone = zone if zone is not None and is_time_zone(zone) else DEFAULT_TIME_ZONE
+        return Schedule(meeting_topic(self.text("subject")), start, end, time_zone)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A stream record, reduced to whose event it is and whether the service must look at it."""
+
+    user_id: str
+    event_id: str
+    sequence_number: str
+    event_name: str
+    needs_reconcile: bool
+    reason: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.user_id, self.event_id)
+
+
+def decide(record: Mapping[str, Any]) -> Change:
+    """What a stream record (Lambda's DynamoDB stream format) asks for, from its images alone."""
+    stream = record.get("dynamodb") or {}
+    keys = stream.get("Keys") or {}
+    user_id = (keys.get("user_id") or {}).get("S")
+    event_id = (keys.get("event_id") or {}).get("S")
+    if not isinstance(user_id, str) or not isinstance(event_id, str):
+        raise ValueError("the stream record has no user_id/event_id keys")
+    name = str(record.get("eventName", ""))
+    sequence = str(stream.get("SequenceNumber", ""))
+
+    def change(needs: bool, reason: str) -> Change:
+        return Change(user_id, event_id, sequence, name, needs, reason)
+
+    old = CalendarItem.from_image(stream.get("OldImage"))
+    new = CalendarItem.from_image(stream.get("NewImage"))
+    if name == "REMOVE":
+        # Also an event whose meeting came from PUT /v1/events/{id}/zoom: the link record knows.
+        return change(True, "event removed")
+    if new is None:
+        return change(True, "no new image")
+    if name == "INSERT" or old is None:
+        return change(new.zoom, "new event with zoom" if new.zoom else "new event without zoom")
+    if old.without_zoom_fields() == new.without_zoom_fields():
+        return change(False, "only zoom_* attributes changed")
+    if old.zoom != new.zoom:
+        return change(True, "zoom switched on" if new.zoom else "zoom switched off")
+    if not new.zoom:
+        return change(False, "zoom is off")
+    if any(old.attributes.get(attr) != new.attributes.get(attr) for attr in SCHEDULE_ATTRIBUTES):
+        return change(True, "schedule or subject changed")
+    if new.zoom_fields().meeting_id is None:
+        return change(True, "waiting for a meeting")
+    return change(False, "nothing a meeting follows changed")
+
+
+class SkippedAfterFailure(Exception):
+    """Not processed: an earlier record of the same event failed, and records of one event stay in order."""
+
+
+def run_per_key(
+    jobs: Sequence[tuple[Hashable, Callable[[], object]]], max_workers: int = MAX_WORKERS
+) -> list[BaseException | None]:
+    """Runs jobs of different keys concurrently and those of one key in order; returns each job's error."""
+    results: list[BaseException | None] = [None] * len(jobs)
+    groups: dict[Hashable, list[int]] = {}
+    for index, (key, _) in enumerate(jobs):
+        groups.setdefault(key, []).append(index)
+
+    def run_group(indexes: list[int]) -> None:
+        for position, index in enumerate(indexes):
+            try:
+                jobs[index][1]()
+            except Exception as exc:
+                results[index] = exc
+                for later in indexes[position + 1 :]:
+                    results[later] = SkippedAfterFailure()
+                return
+
+    if len(groups) <= 1 or max_workers <= 1:
+        for indexes in groups.values():
+            run_group(indexes)
+    else:
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(groups)), thread_name_prefix="event") as pool:
+            list(pool.map(run_group, groups.values()))
+    return results
+
+
+def process_records(
+    records: Sequence[Mapping[str, Any]],
+    deadline: Deadline,
+    meetings: Meetings | None = None,
+    max_workers: int = MAX_WORKERS,
+) -> list[BaseException | None]:
+    """Handles a batch of stream records; returns, per record, None or the error that failed it."""
+    changes: list[Change | None] = []
+    for record in records:
+        try:
+            changes.append(decide(record))
+        except ValueError:
+            # Retrying cannot repair a record without keys: log it and let the shard move on.
+            logger.error("unusable calendar stream record", extra={"event_name": record.get("eventName")})
+            changes.append(None)
+    if meetings is None and any(change and change.needs_reconcile for change in changes):
+        from link_zoom.domain.meetings import service
+
+        meetings = service()
+    jobs: list[tuple[Hashable, Callable[[], object]]] = []
+    for number, change in enumerate(changes):
+        if change is None:
+            jobs.append((("", str(number)), _nothing))
+        elif change.needs_reconcile and meetings is not None:
+            jobs.append((change.key, partial(_reconcile, meetings, change, deadline)))
+        else:
+            jobs.append((change.key, _nothing))  # still in its event's order: a failure before it skips it
+    results = run_per_key(jobs, max_workers)
+    for change, error in zip(changes, results, strict=True):
+        if error is not None and change is not None and not isinstance(error, SkippedAfterFailure):
+            logger.warning(
+                "calendar stream record failed",
+                extra={"event_id": change.event_id, "sequence_number": change.sequence_number,
+                       "error": type(error).__name__},
+            )
+    return results
+
+
+def _nothing() -> None:
+    return None
+
+
+def _reconcile(meetings: Meetings, change: Change, deadline: Deadline) -> None:
+    outcome = meetings.reconcile_event(change.user_id, change.event_id, deadline)
+    logger.info(
+        "calendar event reconciled",
+        extra={"event_id": change.event_id, "reason": change.reason, "outcome": outcome},
+    )
+
+
+def handle_stream_batch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The stream Lambda's work: process concurrently, then report failures the powertools way."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+    records: list[Mapping[str, Any]] = list(event.get("Records") or [])
+    if not records:
+        return {"batchItemFailures": []}
+    results = process_records(records, Deadline.from_context(context))
+    failed = {
+        str((record.get("dynamodb") or {}).get("SequenceNumber")): error
+        for record, error in zip(records, results, strict=True)
+        if error is not None
+    }
+
+    def record_handler(record: DynamoDBRecord) -> None:
+        error = failed.get(str(record.dynamodb.sequence_number if record.dynamodb else None))
+        if error is not None:
+            raise error
+
+    # Every record's outcome is reported, also when all failed: Lambda retries from the lowest failed one.
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(event=dict(event), record_handler=record_handler, processor=processor, context=context)
+    )
+
+
+def sweep_after_connect(user_id: str, deadline: Deadline, meetings: Meetings | None = None) -> int:
+    """Gives the user's not-yet-ended events waiting with authorization_required their meetings."""
+    if meetings is None:
+        from link_zoom.domain.meetings import service
+
+        meetings = service()
+    items = meetings.sweep_candidates(user_id)
+    jobs: list[tuple[Hashable, Callable[[], object]]] = [
+        (item.event_id, partial(meetings.reconcile_event, item.user_id, item.event_id, deadline)) for item in items
+    ]
+    errors = [error for error in run_per_key(jobs) if error is not None]
+    logger.info("sweep after connect", extra={"events": len(items), "failed": len(errors)})
+    if errors:
+        raise errors[0]
+    return len(items)
+
+
+def handle_sweep_batch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The sweep Lambda's work: one `{"user_id"}` message per connect, failures reported per message."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    if not event.get("Records"):
+        return {"batchItemFailures": []}
+    deadline = Deadline.from_context(context)
+
+    def record_handler(record: SQSRecord) -> None:
+        try:
+            user_id = json.loads(record.body or "").get("user_id")
+        except (ValueError, AttributeError):
+            user_id = None
+        if not isinstance(user_id, str) or not user_id:
+            # Retrying cannot repair it: log and drop rather than cycle it into the DLQ.
+            logger.error("unusable sweep message", extra={"message_id": record.message_id})
+            return
+        sweep_after_connect(user_id, deadline)
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(event=dict(event), record_handler=record_handler, processor=processor, context=context)
+    )

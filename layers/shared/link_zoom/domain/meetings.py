@@ -1,0 +1,537 @@
+"""Meetings: the compose-email link, one meeting per calendar event kept in step with it, and Zoom-side deletes.
+
+The one rule that keeps meetings single: a (user, event) gets its meeting only through a link record claimed
+with a conditional write BEFORE Zoom is asked to create anything. A second creator (a racing request, a
+replayed or duplicate stream record) finds the claim, waits for it to finish and reuses its meeting.
+
+Calendar items are reconciled level-triggered: a stream record only says "look at this event"; what to do
+is decided from the item as it is now, the link record and the feature switch, so stale, replayed and
+out-of-order records cannot move a meeting backwards.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from link_zoom.adapters.zoom_meetings import ZoomMeeting
+from link_zoom.deadline import Deadline
+from link_zoom.domain.calendar_events import (
+    AUTHORIZATION_REQUIRED,
+    FAILED,
+    FEATURE_DISABLED,
+    SCHEDULED,
+    CalendarItem,
+    ZoomFields,
+)
+from link_zoom.domain.schedule import DEFAULT_TIME_ZONE, DEFAULT_TOPIC, TOPIC_MAX, Schedule, is_time_zone, parse_instant
+from link_zoom.errors import (
+    BadRequest,
+    FeatureDisabled,
+    InvalidTimeRange,
+    RequestInProgress,
+    ZoomMeetingNotFound,
+    ZoomRejected,
+    ZoomUnavailable,
+)
+from link_zoom.observability import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+T = TypeVar("T")
+
+CLAIM_POLL_S = 0.2
+CLAIM_LEASE_MARGIN_S = 5.0
+IDEMPOTENCY_EXPIRY_S = 24 * 3600
+IDEMPOTENCY_KEY_MAX = 255
+DURATION_MAX = 1440
+DEFAULT_DURATION = 30
+EVENT_ID_MAX = 512
+
+NOT_CONNECTED_SENTENCE = "Connect your Zoom account in Link to add a Zoom meeting to this event."
+DISABLED_SENTENCE = "The Zoom integration is switched off for your organisation."
+INVALID_TIMES_SENTENCE = "The event's start and end must be ISO 8601 times with an offset, the end after the start."
+
+
+class NotConnected(Exception):
+    """The user has no working Zoom connection (never connected, disconnected, or revoked the app at Zoom)."""
+
+
+@dataclass(frozen=True)
+class MeetingLink:
+    """The link record of one (user, event): a meeting, or a claim while its creator talks to Zoom."""
+
+    user_id: str
+    event_id: str
+    meeting_id: str | None = None
+    join_url: str | None = None
+    password: str | None = None
+    schedule: Schedule | None = None
+    claim_id: str | None = None
+    claim_expires_at: float | None = None
+
+
+# ------------------------------------------------------------------ ports (the adapters, or fakes in tests)
+
+
+class ZoomMeetingsPort(Protocol):
+    def create(self, access_token: str, schedule: Schedule, deadline: Deadline) -> ZoomMeeting: ...
+
+    def update(self, access_token: str, meeting_id: str, schedule: Schedule, deadline: Deadline) -> None: ...
+
+    def delete(self, access_token: str, meeting_id: str, deadline: Deadline) -> bool: ...
+
+
+class ConnectionPort(Protocol):
+    def call_zoom(self, user_id: str, operation: Callable[[str], T]) -> T:
+        """Runs `operation(access_token)`; raises NotConnected when the user has no working connection."""
+        ...
+
+
+class MeetingLinksPort(Protocol):
+    def get(self, user_id: str, event_id: str) -> MeetingLink | None: ...
+
+    def claim(
+        self, user_id: str, event_id: str, claim_id: str, expires_at: float, *, replacing: str | None = None
+    ) -> bool:
+        """Takes the empty slot (or, with `replacing`, a claim that expired); False when someone else holds it."""
+        ...
+
+    def complete(
+        self, user_id: str, event_id: str, claim_id: str, meeting: ZoomMeeting, schedule: Schedule
+    ) -> MeetingLink | None:
+        """Turns our claim into the link; None when the claim was lost."""
+        ...
+
+    def release(self, user_id: str, event_id: str, claim_id: str) -> bool: ...
+
+    def reschedule(self, link: MeetingLink, schedule: Schedule) -> MeetingLink | None: ...
+
+    def remove(self, user_id: str, event_id: str, meeting_id: str) -> bool: ...
+
+    def find_by_meeting(self, meeting_id: str) -> list[tuple[str, str]]: ...
+
+
+class CalendarPort(Protocol):
+    def get(self, user_id: str, event_id: str) -> CalendarItem | None: ...
+
+    def write_back(self, item: CalendarItem, fields: ZoomFields) -> bool:
+        """Writes the four zoom_* attributes if the item still holds the values it was read with."""
+        ...
+
+    def waiting_for_connection(self, user_id: str) -> Iterable[CalendarItem]: ...
+
+    def mark_deleted_at_zoom(self, user_id: str, event_id: str, meeting_id: str) -> bool: ...
+
+
+# ------------------------------------------------------------------ requests and answers
+
+
+@dataclass(frozen=True)
+class ComposeLinkRequest:
+    topic: str = DEFAULT_TOPIC
+    duration_minutes: int = DEFAULT_DURATION
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ComposeLinkRequest:
+        _only_fields(body, {"topic", "duration_minutes"})
+        topic = _topic(body["topic"]) if "topic" in body else DEFAULT_TOPIC
+        duration = body.get("duration_minutes", DEFAULT_DURATION)
+        # bool is an int in Python, not in JSON: `true` is not a duration.
+        if isinstance(duration, bool) or not isinstance(duration, int) or not 1 <= duration <= DURATION_MAX:
+            raise BadRequest(f"duration_minutes must be a whole number from 1 to {DURATION_MAX}.")
+        return cls(topic, duration)
+
+
+def parse_event_meeting(body: dict[str, Any]) -> Schedule:
+    """The body of PUT /v1/events/{event_id}/zoom as a Schedule."""
+    _only_fields(body, {"topic", "start", "end", "time_zone"})
+    for name in ("topic", "start", "end"):
+        if name not in body:
+            raise BadRequest(f"{name} is required.")
+    topic = _topic(body["topic"])
+    if not isinstance(body["start"], str) or not isinstance(body["end"], str):
+        raise BadRequest("start and end must be strings.")
+    time_zone = body.get("time_zone", DEFAULT_TIME_ZONE)
+    if not isinstance(time_zone, str) or not is_time_zone(time_zone):
+        raise BadRequest("time_zone must be an IANA time zone name such as Europe/Berlin.")
+    start, end = parse_instant(body["start"]), parse_instant(body["end"])
+    if start is None or end is None or end <= start:
+        raise InvalidTimeRange()
+    return Schedule(topic, start, end, time_zone)
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= IDEMPOTENCY_KEY_MAX or not all(" " <= ch <= "~" for ch in value):
+        raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters.")
+    return value
+
+
+def event_id_of(value: str) -> str:
+    """The path's event id, as the calendar table's sort key holds it."""
+    if not 1 <= len(value) <= EVENT_ID_MAX or not value.isprintable():
+        raise BadRequest(f"The event id must be 1 to {EVENT_ID_MAX} printable characters.")
+    return value
+
+
+def _only_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(f"Unknown field: {unknown[0][:40]}.")
+
+
+def _topic(value: object) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= TOPIC_MAX:
+        raise BadRequest(f"topic must be a string of 1 to {TOPIC_MAX} characters.")
+    return value
+
+
+def meeting_answer(meeting_id: str, join_url: str, password: str | None, schedule: Schedule) -> dict[str, Any]:
+    answer: dict[str, Any] = {"meeting_id": meeting_id, "join_url": join_url}
+    if password:
+        answer["password"] = password
+    answer["start_time"] = schedule.start_time
+    answer["duration_minutes"] = schedule.duration_minutes
+    return answer
+
+
+# ------------------------------------------------------------------ the service
+
+
+@dataclass
+class Meetings:
+    zoom: ZoomMeetingsPort
+    connection: ConnectionPort
+    links: MeetingLinksPort
+    calendar: CalendarPort
+    zoom_enabled: Callable[[], bool]
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+    # --- API paths
+
+    def compose_link(self, user_id: str, request: ComposeLinkRequest, deadline: Deadline) -> dict[str, Any]:
+        if not self.zoom_enabled():
+            raise FeatureDisabled()
+        schedule = Schedule.starting_now(request.topic, request.duration_minutes)
+        meeting = self.connection.call_zoom(user_id, lambda token: self.zoom.create(token, schedule, deadline))
+        return meeting_answer(meeting.meeting_id, meeting.join_url, meeting.password, schedule)
+
+    def put_event_meeting(
+        self, user_id: str, event_id: str, schedule: Schedule, deadline: Deadline
+    ) -> dict[str, Any]:
+        if not self.zoom_enabled():
+            raise FeatureDisabled()
+        link = self._ensure_link(user_id, event_id, schedule, deadline)
+        assert link.meeting_id is not None and link.join_url is not None and link.schedule is not None
+        return meeting_answer(link.meeting_id, link.join_url, link.password, link.schedule)
+
+    def delete_event_meeting(self, user_id: str, event_id: str, deadline: Deadline) -> bool:
+        """Removal always works, switch on or off; True when there was a meeting."""
+        return self._remove_link(user_id, event_id, deadline)
+
+    # --- the calendar stream and the post-connect sweep
+
+    def reconcile_event(self, user_id: str, event_id: str, deadline: Deadline) -> str:
+        """Brings the event's meeting in line with the calendar item as it is now; returns what it did."""
+        item = self.calendar.get(user_id, event_id)
+        if item is None or not item.zoom:
+            removed = self._remove_link(user_id, event_id, deadline)
+            if item is not None:
+                self.calendar.write_back(item, ZoomFields())
+            return "removed" if removed else "nothing"
+        fields, outcome = self._meeting_for_item(item, deadline)
+        self.calendar.write_back(item, fields)
+        return outcome
+
+    def _meeting_for_item(self, item: CalendarItem, deadline: Deadline) -> tuple[ZoomFields, str]:
+        schedule = item.schedule()
+        # An item without a meeting id most likely has no link yet: claim the slot straight away (one
+        # read less per new meeting); a slot someone holds is read inside _ensure_link after all.
+        claim_first = schedule is not None and item.zoom_fields().meeting_id is None and self.zoom_enabled()
+        link = None if claim_first else self.links.get(item.user_id, item.event_id)
+        if schedule is None:
+            return _kept(link).with_status(FAILED, INVALID_TIMES_SENTENCE), FAILED
+        if link is not None and link.meeting_id is not None and link.schedule == schedule:
+            return _kept(link).with_status(SCHEDULED), "unchanged"
+        # Only now, with a Zoom call ahead, do the switch and the connection matter.
+        if not claim_first and not self.zoom_enabled():
+            return _kept(link).with_status(FEATURE_DISABLED, DISABLED_SENTENCE), FEATURE_DISABLED
+        before = link.meeting_id if link else None
+        try:
+            link = self._ensure_link(item.user_id, item.event_id, schedule, deadline, read=True, link=link)
+        except NotConnected:
+            kept = _kept(self.links.get(item.user_id, item.event_id))
+            return kept.with_status(AUTHORIZATION_REQUIRED, NOT_CONNECTED_SENTENCE), AUTHORIZATION_REQUIRED
+        except ZoomRejected as exc:
+            # A permanent refusal: retrying the record would only burn the user's daily Zoom quota.
+            reason = exc.zoom_message.rstrip(".") or "no reason given"
+            kept = _kept(self.links.get(item.user_id, item.event_id))
+            return kept.with_status(FAILED, f"Zoom refused to schedule this meeting ({reason})."), FAILED
+        fields = ZoomFields(meeting_id=link.meeting_id, join_url=link.join_url, status=SCHEDULED)
+        return fields, ("moved" if before is not None and before == link.meeting_id else "created")
+
+    def sweep_candidates(self, user_id: str, now: datetime | None = None) -> list[CalendarItem]:
+        """The user's events that wait for a connection and have not ended yet."""
+        moment = now or datetime.now(UTC)
+        return [
+            item
+            for item in self.calendar.waiting_for_connection(user_id)
+            if (end := parse_instant(item.text("end"))) is not None and end > moment
+        ]
+
+    # --- Zoom deleted a meeting (webhook)
+
+    def meeting_deleted_at_zoom(self, meeting_id: str) -> int:
+        """Marks the linked events `deleted_at_zoom` and drops their links; returns how many there were."""
+        found = self.links.find_by_meeting(meeting_id)
+        for user_id, event_id in found:
+            # The item first: if this fails, the link still leads a retried webhook back here.
+            self.calendar.mark_deleted_at_zoom(user_id, event_id, meeting_id)
+            self.links.remove(user_id, event_id, meeting_id)
+        return len(found)
+
+    # --- the link protocol
+
+    def _ensure_link(
+        self,
+        user_id: str,
+        event_id: str,
+        schedule: Schedule,
+        deadline: Deadline,
+        *,
+        read: bool = False,
+        link: MeetingLink | None = None,
+    ) -> MeetingLink:
+        """The event's meeting with this schedule; `read`: the caller just read `link` (None: there is none)."""
+        if not read:
+            link = self.links.get(user_id, event_id)
+        while True:
+            if link is None or (link.meeting_id is None and self._expired(link)):
+                created = self._claim_and_create(user_id, event_id, schedule, deadline, replacing=link)
+                if created is not None:
+                    return created
+            elif link.meeting_id is None:
+                self._wait_for_claim(deadline)
+            elif link.schedule == schedule:
+                return link
+            else:
+                moved = self._move(link, schedule, deadline)
+                if moved is not None:
+                    return moved
+            link = self.links.get(user_id, event_id)
+
+    def _claim_and_create(
+        self, user_id: str, event_id: str, schedule: Schedule, deadline: Deadline, *, replacing: MeetingLink | None
+    ) -> MeetingLink | None:
+        claim_id = uuid.uuid4().hex
+        # A claim outlives its creator's deadline a little: after that, nobody is working on it any more.
+        expires_at = self.clock() + deadline.remaining() + CLAIM_LEASE_MARGIN_S
+        previous = replacing.claim_id if replacing is not None else None
+        if replacing is not None and previous is None:
+            # Not a row this code writes: it cannot be taken over safely, so wait (bounded) for a person.
+            self._wait_for_claim(deadline)
+            return None
+        if not self.links.claim(user_id, event_id, claim_id, expires_at, replacing=previous):
+            return None
+        try:
+            meeting = self.connection.call_zoom(user_id, lambda token: self.zoom.create(token, schedule, deadline))
+        except Exception:
+            self._release_quietly(user_id, event_id, claim_id)
+            raise
+        try:
+            link = self.links.complete(user_id, event_id, claim_id, meeting, schedule)
+        except Exception:
+            self._delete_quietly(user_id, meeting.meeting_id, deadline)
+            self._release_quietly(user_id, event_id, claim_id)
+            raise
+        if link is None:
+            # Our claim expired and another creator took the slot: this meeting would be a second one.
+            self._delete_quietly(user_id, meeting.meeting_id, deadline)
+        return link
+
+    def _move(self, link: MeetingLink, schedule: Schedule, deadline: Deadline) -> MeetingLink | None:
+        assert link.meeting_id is not None
+        meeting_id = link.meeting_id
+        try:
+            self.connection.call_zoom(
+                link.user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline)
+            )
+        except ZoomMeetingNotFound:
+            # Deleted at Zoom meanwhile: the event still wants a meeting, so the next round makes a new one.
+            self.links.remove(link.user_id, link.event_id, meeting_id)
+            return None
+        return self.links.reschedule(link, schedule)
+
+    def _remove_link(self, user_id: str, event_id: str, deadline: Deadline) -> bool:
+        while True:
+            link = self.links.get(user_id, event_id)
+            if link is None:
+                return False
+            if link.meeting_id is None:
+                if self._expired(link) and link.claim_id is not None:
+                    if self.links.release(user_id, event_id, link.claim_id):
+                        return False  # a creator that died before Zoom answered it
+                else:
+                    self._wait_for_claim(deadline)
+                continue
+            self._delete_meeting(link.user_id, link.meeting_id, deadline)
+            self.links.remove(user_id, event_id, link.meeting_id)
+            return True
+
+    def _delete_meeting(self, user_id: str, meeting_id: str, deadline: Deadline) -> None:
+        try:
+            self.connection.call_zoom(user_id, lambda token: self.zoom.delete(token, meeting_id, deadline))
+        except NotConnected:
+            # Nobody can delete it for the user any more; forget it rather than retry forever.
+            logger.warning("meeting left at Zoom: the user is no longer connected", extra={"meeting_id": meeting_id})
+
+    def _expired(self, link: MeetingLink) -> bool:
+        return (link.claim_expires_at or 0.0) <= self.clock()
+
+    def _wait_for_claim(self, deadline: Deadline) -> None:
+        if deadline.remaining() <= CLAIM_POLL_S * 2:
+            raise ZoomUnavailable("Another request is changing this event's meeting; try again shortly.")
+        self.sleep(CLAIM_POLL_S)
+
+    def _release_quietly(self, user_id: str, event_id: str, claim_id: str) -> None:
+        try:
+            self.links.release(user_id, event_id, claim_id)
+        except Exception:
+            # The claim's lease runs out on its own; the original error is the one to report.
+            logger.exception("could not release a meeting claim", extra={"event_id": event_id})
+
+    def _delete_quietly(self, user_id: str, meeting_id: str, deadline: Deadline) -> None:
+        try:
+            self.connection.call_zoom(user_id, lambda token: self.zoom.delete(token, meeting_id, deadline))
+        except Exception:
+            logger.exception("could not delete a surplus Zoom meeting", extra={"meeting_id": meeting_id})
+
+
+def _kept(link: MeetingLink | None) -> ZoomFields:
+    """The meeting an item keeps showing while its status says why it was not brought up to date."""
+    return ZoomFields(meeting_id=link.meeting_id, join_url=link.join_url) if link else ZoomFields()
+
+
+# ------------------------------------------------------------------ wiring to the real adapters
+
+
+class _Connection:
+    """The Zoom connection (issue 5) as this module's port: its ConnectionGone becomes NotConnected."""
+
+    def call_zoom(self, user_id: str, operation: Callable[[str], T]) -> T:
+        from link_zoom.domain import connection
+
+        try:
+            return connection.call_zoom(user_id, operation)
+        except connection.ConnectionGone as exc:
+            raise NotConnected() from exc
+
+
+def service() -> Meetings:
+    """The service on the real adapters, from the current settings (cheap: clients and sessions are cached)."""
+    from link_zoom.adapters.calendar_store import CalendarStore
+    from link_zoom.adapters.flag import zoom_enabled
+    from link_zoom.adapters.meeting_links_store import MeetingLinksStore
+    from link_zoom.adapters.zoom_meetings import ZoomMeetingsApi
+    from link_zoom.config import get_settings
+
+    settings = get_settings()
+    return Meetings(
+        zoom=ZoomMeetingsApi(settings.zoom_api_base_url),
+        connection=_Connection(),
+        links=MeetingLinksStore(settings.meeting_links_table),
+        calendar=CalendarStore(settings.calendar_table),
+        zoom_enabled=zoom_enabled,
+    )
+
+
+def authorize_url_for(user_id: str, api_base_url: str) -> str:
+    """Where a not-yet-connected user goes to connect Zoom (the connection code makes the state)."""
+    from link_zoom.domain import connection
+
+    return connection.authorize_url_for(user_id, connection.redirect_uri_for(api_base_url))
+
+
+def compose_link(
+    user_id: str,
+    request: ComposeLinkRequest,
+    idempotency_key: str | None,
+    deadline: Deadline,
+    lambda_context: LambdaContext | None = None,
+    meetings: Meetings | None = None,
+) -> dict[str, Any]:
+    """POST /v1/compose-link; with an Idempotency-Key, a repeat (same user, same key) gets the first answer."""
+    meetings = meetings or service()
+    if idempotency_key is None:
+        return meetings.compose_link(user_id, request, deadline)
+    if not meetings.zoom_enabled():
+        raise FeatureDisabled()
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    from link_zoom.adapters.aws import client
+    from link_zoom.config import get_settings
+
+    once = _idempotent_compose(get_settings().idempotency_table, client("dynamodb"))
+    if lambda_context is not None:
+        once.config.register_lambda_context(lambda_context)
+    while True:
+        try:
+            return once.run(
+                meetings=meetings,
+                user_id=user_id,
+                request=request,
+                deadline=deadline,
+                # The record's key: the same Idempotency-Key from another user is another request.
+                idempotency_data={"user_id": user_id, "key": idempotency_key},
+            )
+        except IdempotencyAlreadyInProgressError as exc:
+            # The first request with this key is still talking to Zoom: wait for its answer.
+            if deadline.remaining() <= 1.0:
+                raise RequestInProgress() from exc
+            time.sleep(0.25)
+
+
+@dataclass(frozen=True)
+class _Once:
+    run: Callable[..., dict[str, Any]]
+    config: Any
+
+
+@cache
+def _idempotent_compose(table_name: str, dynamodb: Any) -> _Once:
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_EXPIRY_S)
+    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb)
+
+    @idempotent_function(data_keyword_argument="idempotency_data", persistence_store=persistence, config=config)
+    def compose_once(
+        *,
+        meetings: Meetings,
+        user_id: str,
+        request: ComposeLinkRequest,
+        deadline: Deadline,
+        idempotency_data: dict[str, str],
+    ) -> dict[str, Any]:
+        return meetings.compose_link(user_id, request, deadline)
+
+    return _Once(compose_once, config)
+
+
+def handle_meeting_deleted(meeting_id: str) -> bool:
+    """The webhook's `meeting.deleted`: True when the meeting was linked to a calendar event."""
+    return service().meeting_deleted_at_zoom(str(meeting_id)) > 0
+
