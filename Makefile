@@ -79,7 +79,7 @@ keeper: venv
 	$(PYTHON) -m devstack.run invoke TokenKeeperFunction
 
 replay-dlq: venv
-	$(PYTHON) -m devstack.run invoke DlqReplayFunction
+	$(PYTHON) scripts/replay_dlq.py
 
 bench: venv
 	$(PYTHON) -m devstack.bench

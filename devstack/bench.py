@@ -155,6 +155,9 @@ def plot(figures: dict[str, Any], path: Path) -> None:
 def main() -> int:
     import platform
 
+    # Run as `python -m devstack.bench`, this module is __main__: sections must register into this copy.
+    sys.modules.setdefault("devstack.bench", sys.modules[__name__])
+
     started = time.time()
     figures: dict[str, Any] = {
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

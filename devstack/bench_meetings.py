@@ -427,15 +427,9 @@ def measure() -> dict[str, Any]:
 
 
 def _register() -> None:
-    from devstack import bench
+    from devstack import bench  # devstack.bench.main() makes this the running copy under `-m devstack.bench`
 
-    # Under `python -m devstack.bench` the running module is __main__, a second copy of devstack.bench.
-    modules = [bench]
-    running = sys.modules.get("__main__")
-    if running is not None and getattr(running.__spec__, "name", None) == "devstack.bench":
-        modules.append(running)
-    for module in modules:
-        module.SECTIONS["Meetings: Zoom calls per operation and the stream batch"] = measure
+    bench.SECTIONS["Meetings: Zoom calls per operation and the stream batch"] = measure
 
 
 _register()
