@@ -22,6 +22,8 @@ def client(service: str) -> Any:
         connect_timeout=DYNAMODB_CONNECT_TIMEOUT_S,
         read_timeout=DYNAMODB_READ_TIMEOUT_S,
         retries={"max_attempts": 3, "mode": "standard"},
+        # The stream handler works on up to 16 events at once from one warm process.
+        max_pool_connections=32,
     )
     # AWS_ENDPOINT_URL (the local moto server) is honoured by botocore itself.
     return boto3.client(service, region_name=get_settings().region, config=config)  # type: ignore[call-overload]

@@ -24,6 +24,7 @@ def bind(model: M, table_name: str) -> M:
     meta.connect_timeout_seconds = DYNAMODB_CONNECT_TIMEOUT_S
     meta.read_timeout_seconds = DYNAMODB_READ_TIMEOUT_S
     meta.max_retry_attempts = 2
+    meta.max_pool_connections = 32  # the stream handler's concurrent events share one client
     model._connection = None  # type: ignore[attr-defined]
     _bound.add(model)
     return model

@@ -34,7 +34,7 @@ SCHEDULE_ATTRIBUTES = ("start", "end", "time_zone", "subject")
 # The only attributes the service ever writes to an item.
 ZOOM_ATTRIBUTES = ("zoom_meeting_id", "zoom_join_url", "zoom_status", "zoom_error")
 
-MAX_WORKERS = 8
+MAX_WORKERS = 16
 
 DynamoValue = Mapping[str, Any]  # one attribute in DynamoDB JSON, e.g. {"S": "..."}
 
