@@ -1,5 +1,6 @@
 """GET /v1/health: answers without touching Zoom or the directory."""
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from link_zoom.api import build_resolver, json_response
@@ -9,7 +10,7 @@ app = build_resolver()
 
 
 @app.get("/v1/health")
-def health():  # type: ignore[no-untyped-def]
+def health() -> Response:
     return json_response(200, {"status": "ok"})
 
 
