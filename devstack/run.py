@@ -146,7 +146,7 @@ def start_stack(options: StackOptions) -> StackHandle:
 
     It sets the functions' environment in os.environ until stop(), and moto's backends are per process:
     in a test process that holds other moto servers, run the stack as a process of its own instead
-    (tests.integration.devstack.support.start_stack_process).
+    (devstack.stack_process.start_stack_process).
     """
     for port, option in ((options.api_port, "--api-port"), (options.aws_port, "--aws-port"),
                          (options.zoom_port, "--zoom-port"), (options.lambda_port, "--lambda-port")):
