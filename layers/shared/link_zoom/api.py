@@ -9,11 +9,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
-from link_zoom.errors import BadRequest, NotFound, ServiceError, Unauthorized
+from link_zoom.errors import NotFound, ServiceError, Unauthorized
+from link_zoom.json_body import parse_json_object
 from link_zoom.observability import logger
 
-MAX_JSON_DEPTH = 8
-MAX_BODY_BYTES = 64 * 1024
+__all__ = ["parse_json_object"]  # the edge's body parser lives in json_body (the webhook domain uses it too)
+
 
 
 @dataclass(frozen=True)
@@ -87,33 +88,6 @@ def current_principal(app: APIGatewayRestResolver) -> Principal:
         username=str(context.get("username") or ""),
         is_admin=is_admin is True or str(is_admin).lower() == "true",
     )
-
-
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max([level, *(_depth(v, level + 1) for v in value.values())])
-    if isinstance(value, list):
-        return max([level, *(_depth(v, level + 1) for v in value)])
-    return level
-
-
-def parse_json_object(body: str | None, *, required: bool = True) -> dict[str, Any]:
-    """The request body as a JSON object, or BadRequest for anything else (contract section 1)."""
-    if body is None or body == "":
-        if required:
-            raise BadRequest("A JSON object body is required.")
-        return {}
-    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
-        raise BadRequest("The request body is too large.")
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest("The request body is not valid JSON.") from exc
-    if not isinstance(value, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise BadRequest("The request body is nested too deeply.")
-    return value
 
 
 def request_base_url(app: APIGatewayRestResolver) -> str:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from link_zoom.config import get_settings
 from link_zoom.errors import BadRequest, InvalidSignature
+from link_zoom.json_body import parse_json_object
 from link_zoom.observability import logger
 
 SIGNATURE_WINDOW_SECONDS = 300  # the contract's 5 minutes, either way (clocks drift both ways)
@@ -24,7 +24,7 @@ def handle_notification(headers: Mapping[str, str], raw_body: bytes) -> dict[str
     """Verifies, then handles one notification; returns the 200 answer's body."""
     secret = _webhook_secret()
     verify_signature(secret, headers, raw_body)
-    event = _parse(raw_body)
+    event = parse_json_object(raw_body)
     name = event.get("event")
     payload = event.get("payload")
     if not isinstance(payload, dict):
@@ -83,16 +83,6 @@ def _meeting_deleted(payload: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest("meeting.deleted needs payload.object.id.")
     handle_meeting_deleted(str(meeting_id))
     return {"status": "handled"}
-
-
-def _parse(raw_body: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest("The notification is not valid JSON.") from exc
-    if not isinstance(event, dict):
-        raise BadRequest("The notification must be a JSON object.")
-    return event
 
 
 def _webhook_secret() -> str:
