@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -15,9 +16,9 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
 
 from . import pages, webhooks
-from .errors import ApiError, OAuthError, invalid_access_token, invalid_body, meeting_not_found
-from .meetings import parse_meeting_body
-from .store import EmulatorConfig, Store, User
+from .errors import ApiError, OAuthError, invalid_access_token, invalid_body, invalid_field, meeting_not_found
+from .meetings import LIST_TYPES, parse_meeting_body
+from .store import EmulatorConfig, Fault, Store, User
 
 CONTROL_PREFIX = "/_emulator"
 AUTHORIZE_PARAMS = ("response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method")
@@ -31,7 +32,10 @@ FAULT_FIELDS: dict[str, tuple[type, ...]] = {
     "delay_ms": (int,),
     "times": (int,),
     "headers": (dict,),
+    "after_handling": (bool,),
 }
+LIST_PAGE_SIZE_DEFAULT = 30
+LIST_PAGE_SIZE_MAX = 300
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -74,16 +78,17 @@ def _register_hooks(app: Flask, store: Store) -> None:
         time.sleep(fault.delay_ms / 1000)
         if fault.status is None:
             return None
-        body = fault.body if fault.body is not None else json.dumps(_default_fault_body(fault.status, path))
-        response = Response(body, status=fault.status, mimetype="application/json")
-        if fault.retry_after is not None:
-            response.headers["Retry-After"] = str(fault.retry_after)
-        response.headers.update(fault.headers)
-        return response
+        if fault.after_handling:
+            g.late_fault = fault  # handled for real first; log_call swaps the answer
+            return None
+        return _fault_response(fault, path)
 
     @app.after_request
     def log_call(response: Response) -> Response:
         if not request.path.startswith(CONTROL_PREFIX):
+            late: Fault | None = g.pop("late_fault", None)
+            if late is not None:
+                response = _fault_response(late, request.path)
             store.record_call(request.method, request.path, response.status_code, g.get("call_ts", time.time()))
         return response
 
@@ -103,6 +108,16 @@ def _register_hooks(app: Flask, store: Store) -> None:
         if request.path.startswith("/v2/"):
             return _json({"code": status, "message": error.name}, status)
         return error
+
+
+def _fault_response(fault: Fault, path: str) -> Response:
+    assert fault.status is not None
+    body = fault.body if fault.body is not None else json.dumps(_default_fault_body(fault.status, path))
+    response = Response(body, status=fault.status, mimetype="application/json")
+    if fault.retry_after is not None:
+        response.headers["Retry-After"] = str(fault.retry_after)
+    response.headers.update(fault.headers)
+    return response
 
 
 def _default_fault_body(status: int, path: str) -> dict[str, Any]:
@@ -285,6 +300,26 @@ def _register_api(app: Flask, store: Store) -> None:
         meeting = store.create_meeting(user, parse_meeting_body(_json_body()))
         return _json(meeting, 201)
 
+    @app.get("/v2/users/<user_ref>/meetings")
+    def list_user_meetings(user_ref: str) -> Response:
+        user = current_user(user_ref)
+        kind = request.args.get("type", "scheduled")
+        if kind not in LIST_TYPES:
+            raise invalid_field("type", f"type must be one of {', '.join(sorted(LIST_TYPES))}.")
+        raw_size = request.args.get("page_size", str(LIST_PAGE_SIZE_DEFAULT))
+        if not raw_size.isascii() or not raw_size.isdigit() or not 1 <= int(raw_size) <= LIST_PAGE_SIZE_MAX:
+            raise invalid_field("page_size", f"page_size must be a whole number from 1 to {LIST_PAGE_SIZE_MAX}.")
+        page_size = int(raw_size)
+        offset = _page_offset(request.args.get("next_page_token", ""), user, kind)
+        meetings, total = store.list_meetings(user, kind, offset, page_size)
+        following = offset + page_size
+        return _json({
+            "page_size": page_size,
+            "total_records": total,
+            "next_page_token": _page_token(user, kind, following) if following < total else "",
+            "meetings": meetings,
+        })
+
     @app.get("/v2/meetings/<meeting_id>")
     def get_meeting(meeting_id: str) -> Response:
         return _json(store.get_meeting(current_user(), meeting_id))
@@ -309,6 +344,25 @@ def _register_api(app: Flask, store: Store) -> None:
         return _html(pages.error_page("This meeting does not exist."), 404)
 
 
+def _page_token(user: User, kind: str, offset: int) -> str:
+    raw = json.dumps({"u": user.id, "t": kind, "o": offset}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _page_offset(token: str, user: User, kind: str) -> int:
+    """Where a next_page_token continues; it is only good for the same user and list type, as at Zoom."""
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        offset = data["o"] if data["u"] == user.id and data["t"] == kind else None
+    except (ValueError, TypeError, KeyError):
+        offset = None
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise invalid_field("next_page_token", "Invalid next_page_token.")
+    return offset
+
+
 # --- /_emulator: controls for tests and the local stack (not part of Zoom)
 
 
@@ -327,7 +381,7 @@ def _fault_fields(body: dict[str, Any]) -> dict[str, Any]:
         allowed = FAULT_FIELDS.get(name)
         if allowed is None:
             raise BadRequest(f"Unknown field: {name}.")
-        if isinstance(value, bool) or not isinstance(value, allowed):
+        if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
             raise BadRequest(f"Wrong type for {name}.")
     headers = body.get("headers", {})
     if not all(isinstance(key, str) and isinstance(value, str) for key, value in headers.items()):

@@ -6,7 +6,7 @@ import base64
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -20,6 +20,10 @@ DEFAULT_DURATION = 60
 USER_TIMEZONE = "UTC"  # the emulated users' profile timezone
 TOPIC_MAX = 200
 AGENDA_MAX = 2000
+LIST_AGENDA_MAX = 250  # "The length of agenda gets truncated to 250 characters" in a user's meeting list
+# GET /users/{userId}/meetings `type`: scheduled (unexpired, live and upcoming scheduled meetings), live,
+# upcoming and upcoming_meetings (upcoming, live included), previous_meetings.
+LIST_TYPES = frozenset({"scheduled", "live", "upcoming", "upcoming_meetings", "previous_meetings"})
 PASSWORD_RE = re.compile(r"[A-Za-z0-9@_*-]{1,10}")
 # The only two start_time formats Zoom documents; anything else (offsets, fractions of a second) is
 # "unparsable" and Zoom silently schedules the meeting for now.
@@ -196,3 +200,39 @@ class Meeting:
         if self.agenda:
             data["agenda"] = self.agenda
         return data
+
+    def to_list_item(self) -> dict[str, Any]:
+        """One entry of GET /users/{userId}/meetings: no passcode, the agenda cut to 250 characters."""
+        data: dict[str, Any] = {
+            "uuid": self.uuid,
+            "id": self.id,
+            "host_id": self.host_id,
+            "topic": self.topic,
+            "type": self.type,
+            "duration": self.duration,
+            "timezone": self.timezone,
+            "created_at": zoom_time(self.created_at),
+            "join_url": f"{self.join_base_url}/j/{self.id}?pwd={self.encrypted_password}",
+        }
+        if self.type in TIMED_TYPES:
+            data["start_time"] = zoom_time(self.start_time)
+        if self.agenda:
+            data["agenda"] = self.agenda[:LIST_AGENDA_MAX]
+        return data
+
+
+def meeting_listed(meeting: Meeting, kind: str, now: datetime) -> bool:
+    """Whether a list of `kind` shows the meeting (the emulator has no live state: a timed meeting is live
+    between its start and its end; an instant meeting is never listed, as it is never scheduled)."""
+    if meeting.type == 1:
+        return False
+    if meeting.type not in TIMED_TYPES:  # recurring without a fixed time: always upcoming
+        return kind in ("scheduled", "upcoming", "upcoming_meetings")
+    end = meeting.start_time + timedelta(minutes=meeting.duration)
+    if kind == "live":
+        return meeting.start_time <= now < end
+    if kind in ("upcoming", "upcoming_meetings"):
+        return end > now
+    if kind == "previous_meetings":
+        return end <= now
+    return True  # scheduled

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ApiError, OAuthError, invalid_access_token, meeting_not_found
-from .meetings import USER_TIMEZONE, Meeting, MeetingChanges
+from .meetings import USER_TIMEZONE, Meeting, MeetingChanges, meeting_listed
 
 SCOPE = "meeting:write meeting:read user:read"
 CODE_TTL = 600  # Zoom's authorization codes are good for 10 minutes
@@ -99,6 +99,9 @@ class Fault:
     delay_ms: int = 0
     times: int = 1
     headers: dict[str, str] = field(default_factory=dict)
+    # True: the request is handled for real (a create makes its meeting), then its answer is replaced by
+    # this fault's status and body, e.g. a 201 whose body cannot be read.
+    after_handling: bool = False
 
     def __post_init__(self) -> None:
         self.method = self.method.upper()
@@ -112,6 +115,8 @@ class Fault:
             raise ValueError("retry_after must not be negative")
         if self.delay_ms < 0 or self.times < 1:
             raise ValueError("delay_ms must not be negative and times must be at least 1")
+        if self.after_handling and self.status is None:
+            raise ValueError("after_handling needs a status to answer with")
 
     def matches(self, method: str, path: str) -> bool:
         return self.method in ("*", method) and path.startswith(self.path)
@@ -360,6 +365,17 @@ class Store:
             raise meeting_not_found(meeting_id)
         return meeting
 
+    def list_meetings(self, user: User, kind: str, offset: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of the user's meetings of `kind` (LIST_TYPES), by start time, and how many there are in all."""
+        with self._lock:
+            now = self.utcnow()
+            own = [meeting for meeting in self._meetings.values() if meeting.host_id == user.id]
+            chosen = sorted(
+                (meeting for meeting in own if meeting_listed(meeting, kind, now)),
+                key=lambda meeting: (meeting.start_time, meeting.id),
+            )
+            return [meeting.to_list_item() for meeting in chosen[offset : offset + page_size]], len(chosen)
+
     def meetings(self) -> list[dict[str, Any]]:
         """Every meeting as Zoom shows it, plus the emulator's `start_time_replaced` note."""
         with self._lock:
@@ -387,8 +403,9 @@ class Store:
         delay_ms: int = 0,
         times: int = 1,
         headers: dict[str, str] | None = None,
+        after_handling: bool = False,
     ) -> Fault:
-        fault = Fault(method, path, status, retry_after, body, delay_ms, times, dict(headers or {}))
+        fault = Fault(method, path, status, retry_after, body, delay_ms, times, dict(headers or {}), after_handling)
         with self._lock:
             self._faults.append(fault)
         return copy.deepcopy(fault)

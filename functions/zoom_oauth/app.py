@@ -71,6 +71,8 @@ def callback() -> Response:
         return _page(400, "Zoom is not connected", refused.message)
     except ZoomUnavailable:
         return _page(502, "Zoom is not connected", "Zoom did not complete the connection. Start again from Link.")
+    except connection.ConnectionNotStored:
+        return _page(502, "Zoom is not connected", "Link could not save the connection. Start again from Link.")
     return _page(200, "Zoom is connected", "Zoom is connected — you can return to Link.")
 
 

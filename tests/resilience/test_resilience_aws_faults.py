@@ -263,9 +263,6 @@ def test_a_data_key_that_no_longer_decrypts_means_connect_again(
     assert invoke_api(functions, "GET", "/v1/features", person.authorizer).json()["zoom"]["connected"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="a KMS (or DynamoDB) failure while storing the new connection escapes "
-                   "complete_authorization: the callback answers a JSON 500 instead of an HTML page, and the "
-                   "tokens just obtained stay alive at Zoom (reported to the connection owner)")
 def test_kms_failing_while_the_callback_stores_the_connection_is_a_page_and_revokes(
     aws: AwsFaultProxy, zoom: EmulatorHandle, functions: dict[str, Any]
 ) -> None:

@@ -129,6 +129,11 @@ class ZoomUnavailable(ServiceError):
     message = "Zoom did not answer correctly; try again shortly."
 
 
+class ZoomOutcomeUnknown(ZoomUnavailable):
+    """A create reached Zoom but its answer was lost (read timeout, broken connection, unreadable 2xx):
+    Zoom may have made the meeting. It is never re-sent blindly; the next attempt looks for it first."""
+
+
 class ZoomRejected(ZoomUnavailable):
     """Zoom refused the request for good (a 4xx other than 401, 404 and 429): retrying will not help."""
 

@@ -185,12 +185,12 @@ def test_zoom_failing_a_refresh_keeps_the_connection(
     zoom: EmulatorHandle, alice: Person, local_aws: LocalResources, status: int
 ) -> None:
     from link_zoom.domain.connection import call_zoom, connection_status
-    from link_zoom.errors import ZoomUnavailable
+    from link_zoom.errors import ZoomRateLimited, ZoomUnavailable
 
     _expire_our_copy(local_aws, alice.user_id)
     zoom.add_fault("POST", "/oauth/token", status)
 
-    with pytest.raises(ZoomUnavailable):
+    with pytest.raises(ZoomRateLimited if status == 429 else ZoomUnavailable):
         call_zoom(alice.user_id, _whoami)
 
     assert connection_status(alice.user_id).connected

@@ -202,7 +202,7 @@ FAULTS = [
     (dict(status=500), 201, 2),
     (dict(status=503, times=3), 502, 3),
     (dict(status=None, delay_ms=1500), 201, 1),  # slower than a move's read timeout: a create waits for it
-    (dict(status=201, body="{not json"), 201, 2),
+    (dict(status=201, body="{not json"), 502, 1),  # a 2xx: Zoom made it, so the create is never re-sent
     (dict(status=400, body='{"code": 300, "message": "Invalid field."}'), 502, 1),
 ]
 

@@ -775,3 +775,50 @@ def test_cli_serves_quietly_in_the_foreground() -> None:
         process.terminate()
         _, stderr = process.communicate(timeout=10)
     assert "GET /oauth/authorize" not in stderr
+
+
+# --- listing a user's meetings (GET /users/{userId}/meetings)
+
+
+def test_list_meetings_by_type_with_paging(emu: EmulatorHandle) -> None:
+    token = connect(emu)["access_token"]
+    other = connect(emu, "bob@example.com")["access_token"]
+    past = create_meeting(emu, token, start_time="2020-01-01T10:00:00Z", topic="Old").json()
+    upcoming = [create_meeting(emu, token, start_time=f"2099-01-0{day}T10:00:00Z", agenda="A" * 400).json()
+                for day in (3, 1, 2)]
+    create_meeting(emu, other, start_time="2099-01-01T09:00:00Z")
+    assert api(emu, "GET", "/users/me/meetings", "").status_code == 401
+    answer = api(emu, "GET", "/users/me/meetings?type=upcoming&page_size=2", token)
+    assert answer.status_code == 200, answer.text
+    first = answer.json()
+    assert (first["page_size"], first["total_records"]) == (2, 3) and first["next_page_token"]
+    assert [m["start_time"] for m in first["meetings"]] == ["2099-01-01T10:00:00Z", "2099-01-02T10:00:00Z"]
+    item = first["meetings"][0]
+    assert "password" not in item and len(item["agenda"]) == 250 and item["join_url"].startswith("http")
+    assert {"id", "uuid", "topic", "type", "duration", "timezone", "created_at", "host_id"} <= set(item)
+    token_ = first["next_page_token"]
+    second = api(emu, "GET", f"/users/me/meetings?type=upcoming&page_size=2&next_page_token={token_}", token).json()
+    assert [m["id"] for m in second["meetings"]] == [upcoming[0]["id"]] and second["next_page_token"] == ""
+    listed = api(emu, "GET", "/users/me/meetings?page_size=300", token).json()  # type defaults to scheduled
+    assert {m["id"] for m in listed["meetings"]} == {past["id"], *(m["id"] for m in upcoming)}
+    previous = api(emu, "GET", "/users/me/meetings?type=previous_meetings", token).json()
+    assert [m["id"] for m in previous["meetings"]] == [past["id"]] and previous["page_size"] == 30
+    assert api(emu, "GET", "/users/me/meetings?type=live", token).json()["meetings"] == []
+    for bad in ("type=all", "page_size=301", "page_size=0", "page_size=x",
+                f"type=scheduled&next_page_token={token_}", "next_page_token=garbage"):
+        refused = api(emu, "GET", f"/users/me/meetings?{bad}", token)
+        assert refused.status_code == 400 and refused.json()["code"] == 300, bad
+    assert api(emu, "GET", f"/users/me/meetings?type=upcoming&next_page_token={token_}", other).status_code == 400
+
+
+def test_a_fault_after_handling_answers_garbage_but_the_meeting_is_made(emu: EmulatorHandle) -> None:
+    token = connect(emu)["access_token"]
+    fault = {"method": "POST", "path": "/v2/users/me/meetings", "status": 201, "body": "{not json",
+             "after_handling": True}
+    assert control(emu, "POST", "/faults", json=fault).status_code == 201
+    answer = create_meeting(emu, token, agenda="ref-1")
+    assert (answer.status_code, answer.text) == (201, "{not json")
+    assert [m["agenda"] for m in emu.state.meetings()] == ["ref-1"]
+    assert [(c["method"], c["status"]) for c in emu.calls][-1] == ("POST", 201)
+    for bad in ({"after_handling": 1}, {"after_handling": True}):  # needs a real bool, and a status
+        assert control(emu, "POST", "/faults", json=bad).status_code == 400

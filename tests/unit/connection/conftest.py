@@ -83,15 +83,15 @@ def aws(zoom_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 class FakeZoomTransport(HTTPAdapter):
-    """Answers requests from a queue of (status, body) or exceptions; `sent` keeps the prepared requests."""
+    """Answers requests from a queue of (status, body, headers) or exceptions; `sent` keeps the prepared requests."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.answers: list[tuple[int, Any] | Exception] = []
+        self.answers: list[tuple[int, Any, dict[str, str]] | Exception] = []
         self.sent: list[requests.PreparedRequest] = []
 
-    def answer(self, status: int, body: Any = None) -> None:
-        self.answers.append((status, body))
+    def answer(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        self.answers.append((status, body, headers or {}))
 
     def fail(self, error: Exception) -> None:
         self.answers.append(error)
@@ -101,11 +101,12 @@ class FakeZoomTransport(HTTPAdapter):
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        status, body = answer
+        status, body, headers = answer
         response = requests.Response()
         response.status_code = status
         response._content = body if isinstance(body, bytes) else json.dumps(body).encode()
         response.headers["Content-Type"] = "application/json"
+        response.headers.update(headers)
         response.url = request.url or ""
         response.request = request
         return response

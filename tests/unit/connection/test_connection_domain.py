@@ -102,3 +102,42 @@ def test_call_zoom_hands_the_access_token_to_the_operation(
 def test_disconnect_without_a_connection_is_false(aws: dict[str, str], zoom_http: FakeZoomTransport) -> None:
     assert connection.disconnect(USER) is False
     assert zoom_http.sent == []
+
+
+def test_a_rate_limited_code_exchange_is_a_failed_exchange(
+    aws: dict[str, str], zoom_http: FakeZoomTransport
+) -> None:
+    from link_zoom.errors import ZoomUnavailable
+
+    state = _params(connection.start_authorization(USER, REDIRECT).authorize_url)["state"]
+    zoom_http.answer(429, {"reason": "Too many requests"}, {"Retry-After": "60"})
+
+    with pytest.raises(ZoomUnavailable):  # the callback's pages are 200, 400 and 502 only
+        connection.complete_authorization(state, "the-code", None)
+    assert connection.connection_status(USER).connected is False
+
+
+def test_a_connection_that_cannot_be_stored_is_revoked_and_left_behind_by_nothing(
+    aws: dict[str, str], zoom_http: FakeZoomTransport, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from link_zoom.adapters import preferences_store
+
+    def failing_upsert(*args: object, **kwargs: object) -> None:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "down"}}, "UpdateItem")
+
+    monkeypatch.setattr(preferences_store, "upsert_preference", failing_upsert)
+    state = _params(connection.start_authorization(USER, REDIRECT).authorize_url)["state"]
+    zoom_http.answer(200, TOKENS)
+    zoom_http.answer(200, ZOOM_USER)
+    zoom_http.answer(200, None)  # the revoke
+
+    with pytest.raises(connection.ConnectionNotStored):
+        connection.complete_authorization(state, "the-code", None)
+
+    revoke = zoom_http.sent[-1]
+    assert (revoke.url or "").endswith("/oauth/revoke") and "eyJrefresh" in str(revoke.body)
+    assert connection.connection_status(USER).connected is False
+    assert boto3.client("dynamodb").scan(TableName=aws["CONNECTIONS_TABLE"])["Items"] == []
+    assert "eyJaccess" not in caplog.text and "eyJrefresh" not in caplog.text

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from link_zoom.adapters import zoom_oauth
-from link_zoom.errors import ZoomGrantRevoked, ZoomTokenRejected, ZoomUnavailable
+from link_zoom.errors import ZoomGrantRevoked, ZoomRateLimited, ZoomTokenRejected, ZoomUnavailable
 from tests.unit.connection.conftest import CLIENT_ID, CLIENT_SECRET, FakeZoomTransport
 
 TOKENS = {"access_token": "eyJaccess", "token_type": "bearer", "refresh_token": "eyJrefresh", "expires_in": 3599,
@@ -67,7 +67,6 @@ def test_invalid_grant_in_any_4xx_means_the_grant_is_gone(
     [
         (500, b"<html>oops</html>"),
         (503, {"reason": "Service Unavailable", "error": "server_error"}),
-        (429, {"reason": "Too many requests"}),
         (401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}),
         (200, b"not json"),
         (200, {"token_type": "bearer"}),
@@ -81,6 +80,26 @@ def test_everything_else_is_zoom_unavailable(
 
     with pytest.raises(ZoomUnavailable):
         zoom_oauth.refresh("eyJold")
+
+
+@pytest.mark.parametrize(
+    ("headers", "retry_after"),
+    [({"Retry-After": "3600"}, "3600"), ({"Retry-After": "0.2"}, "1"), ({}, str(zoom_oauth.RATE_LIMIT_RETRY_AFTER_S)),
+     ({"Retry-After": "soon"}, str(zoom_oauth.RATE_LIMIT_RETRY_AFTER_S))],
+)
+@pytest.mark.parametrize("call", ["refresh", "exchange"])
+def test_a_429_is_zoom_rate_limited_with_zooms_retry_after(
+    zoom_settings: dict[str, str], zoom_http: FakeZoomTransport, headers: dict[str, str], retry_after: str, call: str
+) -> None:
+    zoom_http.answer(429, {"reason": "Too many requests"}, headers)
+
+    with pytest.raises(ZoomRateLimited) as raised:
+        if call == "refresh":
+            zoom_oauth.refresh("eyJold")
+        else:
+            zoom_oauth.exchange_code("the-code", "https://link.example/v1/zoom/callback", VERIFIER)
+
+    assert raised.value.headers == {"Retry-After": retry_after}
 
 
 @pytest.mark.parametrize("error", [requests.ConnectTimeout(), requests.ReadTimeout(), requests.ConnectionError()])

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from link_zoom.adapters.zoom_meetings import ZoomMeeting
+from link_zoom.adapters.zoom_meetings import FoundMeeting, ZoomMeeting
 from link_zoom.deadline import Deadline
 from link_zoom.domain.calendar_events import WATCHED, CalendarItem, ZoomFields
 from link_zoom.domain.meetings import (
@@ -24,7 +24,7 @@ from link_zoom.domain.meetings import (
     ZoomMeetingsPort,
 )
 from link_zoom.domain.schedule import Schedule
-from link_zoom.errors import ZoomMeetingNotFound
+from link_zoom.errors import ZoomMeetingNotFound, ZoomOutcomeUnknown
 
 T = TypeVar("T")
 
@@ -39,6 +39,7 @@ class FakeZoom:
     meetings: dict[str, Schedule] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, meeting id or "")
     failures: dict[str, list[BaseException]] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)  # meeting id -> the claim reference in its agenda
     latency_s: float = 0.0
     _ids: Any = field(default_factory=lambda: itertools.count(81_000_000_001))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -64,13 +65,38 @@ class FakeZoom:
             if queued:
                 raise queued.pop(0)
 
-    def create(self, access_token: str, schedule: Schedule, deadline: Deadline) -> ZoomMeeting:
+    def create(
+        self, access_token: str, schedule: Schedule, deadline: Deadline, reference: str | None = None
+    ) -> ZoomMeeting:
         assert access_token.startswith("token-")
-        self._enter("create", "")
         with self._lock:
+            queued = self.failures.get("create")
+            # A lost answer (ZoomOutcomeUnknown) comes after Zoom made the meeting; other failures before.
+            lost_answer = bool(queued) and isinstance(queued[0], ZoomOutcomeUnknown)
             meeting_id = str(next(self._ids))
-            self.meetings[meeting_id] = schedule
+        if lost_answer:
+            self._make(meeting_id, schedule, reference)
+        self._enter("create", "")
+        self._make(meeting_id, schedule, reference)
         return ZoomMeeting(meeting_id, f"https://zoom.example/j/{meeting_id}?pwd=abc", "123456")
+
+    def _make(self, meeting_id: str, schedule: Schedule, reference: str | None) -> None:
+        with self._lock:
+            self.meetings[meeting_id] = schedule
+            if reference is not None:
+                self.references[meeting_id] = reference
+
+    def find_created(self, access_token: str, reference: str, deadline: Deadline) -> list[FoundMeeting]:
+        self._enter("find_created", "")
+        with self._lock:
+            return [
+                FoundMeeting(
+                    ZoomMeeting(meeting_id, f"https://zoom.example/j/{meeting_id}?pwd=abc", "123456"),
+                    schedule.topic, schedule.start_time, schedule.duration_minutes, schedule.time_zone,
+                )
+                for meeting_id, schedule in self.meetings.items()
+                if self.references.get(meeting_id) == reference
+            ]
 
     def update(self, access_token: str, meeting_id: str, schedule: Schedule, deadline: Deadline) -> None:
         self._enter("update", meeting_id)
@@ -114,7 +140,15 @@ class FakeLinks:
             return self.rows.get((user_id, event_id))
 
     def claim(
-        self, user_id: str, event_id: str, claim_id: str, expires_at: float, *, replacing: str | None = None
+        self,
+        user_id: str,
+        event_id: str,
+        claim_id: str,
+        expires_at: float,
+        *,
+        replacing: str | None = None,
+        ref: str | None = None,
+        outcome_unknown: bool = False,
     ) -> bool:
         with self._lock:
             current = self.rows.get((user_id, event_id))
@@ -125,8 +159,17 @@ class FakeLinks:
             ):
                 return False
             self.rows[(user_id, event_id)] = MeetingLink(
-                user_id, event_id, claim_id=claim_id, claim_expires_at=expires_at
+                user_id, event_id, claim_id=claim_id, claim_expires_at=expires_at, claim_ref=ref,
+                outcome_unknown=outcome_unknown,
             )
+            return True
+
+    def mark_unknown(self, user_id: str, event_id: str, claim_id: str) -> bool:
+        with self._lock:
+            current = self.rows.get((user_id, event_id))
+            if current is None or current.claim_id != claim_id or current.meeting_id is not None:
+                return False
+            self.rows[(user_id, event_id)] = replace(current, outcome_unknown=True, claim_expires_at=0.0)
             return True
 
     def complete(

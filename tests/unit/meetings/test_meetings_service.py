@@ -11,7 +11,7 @@ import pytest
 from link_zoom.deadline import Deadline
 from link_zoom.domain.meetings import ComposeLinkRequest, MeetingLink, NotConnected
 from link_zoom.domain.schedule import Schedule, parse_instant
-from link_zoom.errors import FeatureDisabled, ZoomMeetingNotFound, ZoomUnavailable
+from link_zoom.errors import FeatureDisabled, ZoomMeetingNotFound, ZoomOutcomeUnknown, ZoomUnavailable
 from tests.unit.meetings.fakes import OTHER_USER, USER, World, build_world
 
 
@@ -212,3 +212,79 @@ def test_a_row_that_is_neither_claim_nor_link_ends_at_the_deadline(world: World)
         world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(0.6))
     with pytest.raises(ZoomUnavailable):
         world.meetings.delete_event_meeting(USER, "evt", Deadline(0.6))
+
+
+# ---------------------------------------------------------------- creates whose answer was lost
+
+
+def test_a_create_that_lost_its_answer_keeps_its_claim_and_the_retry_adopts_the_meeting(world: World) -> None:
+    world.zoom.fail_next("create", ZoomOutcomeUnknown())
+    with pytest.raises(ZoomOutcomeUnknown):
+        world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    (made,) = world.zoom.meetings
+    left = world.links.get(USER, "evt")
+    assert left is not None and left.meeting_id is None and left.outcome_unknown and left.claim_ref
+    assert world.zoom.references[made] == left.claim_ref
+    answer = world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    assert answer["meeting_id"] == made and len(world.zoom) == 1
+    assert [op for op, _ in world.zoom.calls] == ["create", "find_created"]
+    link = world.links.get(USER, "evt")
+    assert link is not None and link.claim_ref is None and not link.outcome_unknown
+
+
+def test_the_adopted_meeting_is_moved_when_the_event_changed_meanwhile(world: World) -> None:
+    world.zoom.fail_next("create", ZoomOutcomeUnknown())
+    with pytest.raises(ZoomOutcomeUnknown):
+        world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    answer = world.meetings.put_event_meeting(USER, "evt", ELEVEN, Deadline(10))
+    assert list(world.zoom.meetings.values()) == [ELEVEN] and answer["start_time"] == "2026-03-01T11:00:00Z"
+    assert [op for op, _ in world.zoom.calls] == ["create", "find_created", "update"]
+
+
+def test_when_the_lost_create_made_nothing_the_retry_creates_with_the_same_reference(world: World) -> None:
+    world.zoom.fail_next("create", ZoomOutcomeUnknown())
+    with pytest.raises(ZoomOutcomeUnknown):
+        world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    left = world.links.get(USER, "evt")
+    assert left is not None
+    world.zoom.meetings.clear()  # Zoom never made it after all
+    answer = world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    assert list(world.zoom.meetings) == [answer["meeting_id"]]
+    assert world.zoom.references[answer["meeting_id"]] == left.claim_ref
+
+
+def test_a_failure_after_a_lost_create_keeps_the_claim_for_the_next_retry(world: World) -> None:
+    world.zoom.fail_next("create", ZoomOutcomeUnknown())
+    with pytest.raises(ZoomOutcomeUnknown):
+        world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    world.zoom.fail_next("find_created", ZoomUnavailable())
+    with pytest.raises(ZoomUnavailable):
+        world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    left = world.links.get(USER, "evt")
+    assert left is not None and left.outcome_unknown and left.meeting_id is None
+    world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    assert len(world.zoom) == 1 and world.zoom.count("create") == 1
+
+
+def test_surplus_meetings_of_the_same_claim_are_deleted(world: World) -> None:
+    world.zoom.fail_next("create", ZoomOutcomeUnknown())
+    with pytest.raises(ZoomOutcomeUnknown):
+        world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    world.zoom.meetings["99"] = ELEVEN  # a slow create of the same claim that landed late
+    world.zoom.references["99"] = next(iter(world.zoom.references.values()))
+    answer = world.meetings.put_event_meeting(USER, "evt", ELEVEN, Deadline(10))
+    assert list(world.zoom.meetings) == ["99"] == [answer["meeting_id"]], "the one already right is kept"
+    assert world.zoom.count("update") == 0 and world.zoom.count("delete") == 1
+
+
+def test_a_delete_finds_and_deletes_the_meeting_a_lost_create_made(world: World) -> None:
+    world.zoom.fail_next("create", ZoomOutcomeUnknown())
+    with pytest.raises(ZoomOutcomeUnknown):
+        world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    assert world.meetings.delete_event_meeting(USER, "evt", Deadline(5)) is False
+    assert len(world.zoom) == 0 and len(world.links) == 0
+
+
+def test_the_normal_path_makes_exactly_one_zoom_call_and_no_lookup(world: World) -> None:
+    world.meetings.put_event_meeting(USER, "evt", TEN, Deadline(10))
+    assert world.zoom.calls == [("create", "")] and world.links.get(USER, "evt") is not None

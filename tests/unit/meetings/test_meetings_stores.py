@@ -65,6 +65,21 @@ def test_an_expired_claim_can_be_taken_over_and_released(aws: dict[str, Any]) ->
     assert links.get(USER, "evt") is None
 
 
+def test_a_claim_whose_create_lost_its_answer_is_kept_with_its_reference(aws: dict[str, Any]) -> None:
+    links = MeetingLinksStore(aws["MEETING_LINKS_TABLE"])
+    assert links.claim(USER, "evt", "c1", time.time() + 30, ref="ref-1")
+    assert links.mark_unknown(USER, "evt", "other") is False
+    assert links.mark_unknown(USER, "evt", "c1") is True
+    left = links.get(USER, "evt")
+    assert left is not None and (left.claim_ref, left.outcome_unknown, left.claim_expires_at) == ("ref-1", True, 0)
+    assert links.claim(USER, "evt", "c2", time.time() + 30, replacing="c1", ref="ref-1", outcome_unknown=True)
+    taken = links.get(USER, "evt")
+    assert taken is not None and (taken.claim_id, taken.claim_ref, taken.outcome_unknown) == ("c2", "ref-1", True)
+    done = links.complete(USER, "evt", "c2", MEETING, SCHEDULE)
+    assert done is not None and (done.claim_ref, done.outcome_unknown) == (None, False)
+    assert links.mark_unknown(USER, "evt", "c2") is False  # a link is never a claim again
+
+
 def _put(aws: dict[str, Any], **attributes: Any) -> CalendarItem:
     attrs = image(USER, "evt", **attributes)
     boto3.client("dynamodb").put_item(TableName=aws["CALENDAR_TABLE"], Item=attrs)

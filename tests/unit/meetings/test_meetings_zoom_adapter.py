@@ -17,7 +17,14 @@ from link_zoom.adapters import zoom_meetings
 from link_zoom.adapters.zoom_meetings import ZoomMeetingsApi
 from link_zoom.deadline import Deadline
 from link_zoom.domain.schedule import Schedule, parse_instant
-from link_zoom.errors import ZoomMeetingNotFound, ZoomRateLimited, ZoomRejected, ZoomTokenRejected, ZoomUnavailable
+from link_zoom.errors import (
+    ZoomMeetingNotFound,
+    ZoomOutcomeUnknown,
+    ZoomRateLimited,
+    ZoomRejected,
+    ZoomTokenRejected,
+    ZoomUnavailable,
+)
 
 TOKEN = "eyJsecret-access-token-value"
 API = "https://api.zoom.test/v2"
@@ -176,9 +183,8 @@ def test_429_that_keeps_coming_is_rate_limited(transport: ScriptedTransport) -> 
         Answer(500, {"code": 500, "message": "Internal"}),
         Answer(503, "<html>Service Unavailable</html>"),
         Answer(error=requests.ConnectTimeout),
-        Answer(201, "{not json"),
     ],
-    ids=["500", "503", "connect-timeout", "malformed-json"],
+    ids=["500", "503", "connect-timeout"],
 )
 def test_transient_failures_are_retried_then_succeed(transport: ScriptedTransport, failure: Answer) -> None:
     transport.answers = [failure, Answer(201, CREATED)]
@@ -188,8 +194,8 @@ def test_transient_failures_are_retried_then_succeed(transport: ScriptedTranspor
 
 @pytest.mark.parametrize(
     "failure",
-    [Answer(500, {"code": 500, "message": "x"}), Answer(error=requests.ConnectTimeout), Answer(201, "[]")],
-    ids=["500", "connect-timeout", "not-an-object"],
+    [Answer(500, {"code": 500, "message": "x"}), Answer(error=requests.ConnectTimeout)],
+    ids=["500", "connect-timeout"],
 )
 def test_transient_failures_that_persist_are_zoom_unavailable(transport: ScriptedTransport, failure: Answer) -> None:
     transport.answers = [failure] * 10
@@ -198,14 +204,46 @@ def test_transient_failures_that_persist_are_zoom_unavailable(transport: Scripte
     assert len(transport.requests) == zoom_meetings.MAX_ATTEMPTS
 
 
-@pytest.mark.parametrize("failure", [requests.ReadTimeout, requests.ConnectionError], ids=["timeout", "reset"])
-def test_a_create_that_may_have_reached_zoom_is_not_sent_again(
-    transport: ScriptedTransport, failure: type[Exception]
-) -> None:
-    transport.answers = [Answer(error=failure), Answer(201, CREATED)]
-    with pytest.raises(ZoomUnavailable):
+@pytest.mark.parametrize(
+    "failure",
+    [Answer(error=requests.ReadTimeout), Answer(error=requests.ConnectionError), Answer(201, "{not json"),
+     Answer(201, "[]"), Answer(201, {"join_url": "x"})],
+    ids=["timeout", "reset", "malformed-json", "not-an-object", "no-id"],
+)
+def test_a_create_that_may_have_reached_zoom_is_not_sent_again(transport: ScriptedTransport, failure: Answer) -> None:
+    transport.answers = [failure, Answer(201, CREATED)]
+    with pytest.raises(ZoomOutcomeUnknown) as raised:
         api().create(TOKEN, SCHEDULE, Deadline(10))
+    assert raised.value.status == 502 and raised.value.code == "zoom_unavailable"
     assert len(transport.requests) == 1
+
+
+def test_a_create_for_a_claim_carries_its_reference_in_the_agenda(transport: ScriptedTransport) -> None:
+    transport.answers = [Answer(201, CREATED)]
+    api().create(TOKEN, SCHEDULE, Deadline(10), "0123456789abcdef0123")
+    assert json.loads(transport.requests[0].body or b"")["agenda"] == zoom_meetings.agenda_for("0123456789abcdef0123")
+
+
+def test_find_created_pages_through_upcoming_meetings_and_reads_each_match(transport: ScriptedTransport) -> None:
+    ref = "0123456789abcdef0123"
+    mine = {"id": 2, "join_url": "https://zoom.test/j/2", "agenda": zoom_meetings.agenda_for(ref),
+            "created_at": "2026-03-01T10:00:02Z"}
+    older = {**mine, "id": 1, "join_url": "https://zoom.test/j/1", "created_at": "2026-03-01T10:00:01Z"}
+    other = {"id": 3, "join_url": "https://zoom.test/j/3", "agenda": zoom_meetings.agenda_for("ffff")}
+    full = {**CREATED, "topic": "Budget review", "timezone": "Europe/Berlin"}
+    transport.answers = [
+        Answer(200, {"meetings": [mine, other], "next_page_token": "tok/en+1"}),
+        Answer(200, {"meetings": [older, {"id": 4, "join_url": "x"}], "next_page_token": ""}),
+        Answer(200, {**full, "id": 2, "created_at": mine["created_at"]}),
+        Answer(200, {**full, "id": 1, "created_at": older["created_at"], "duration": 30}),
+    ]
+    found = api().find_created(TOKEN, ref, Deadline(10))
+    assert [f.meeting.meeting_id for f in found] == ["1", "2"]
+    assert [f.matches(SCHEDULE) for f in found] == [False, True] and found[1].meeting.password == "123456"
+    urls = [r.url for r in transport.requests]
+    assert urls[0] == f"{API}/users/me/meetings?type=upcoming&page_size=300"
+    assert urls[1] == f"{API}/users/me/meetings?type=upcoming&page_size=300&next_page_token=tok%2Fen%2B1"
+    assert urls[2:] == [f"{API}/meetings/2", f"{API}/meetings/1"]
 
 
 @pytest.mark.parametrize("failure", [requests.ReadTimeout, requests.ConnectionError], ids=["timeout", "reset"])

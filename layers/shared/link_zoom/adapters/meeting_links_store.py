@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
@@ -45,6 +45,8 @@ class MeetingLinkModel(Model):
     updated_at = UnicodeAttribute(null=True)
     claim_id = UnicodeAttribute(null=True)
     claim_expires_at = NumberAttribute(null=True)
+    claim_ref = UnicodeAttribute(null=True)  # written into the agenda of the meeting the claim's create makes
+    outcome_unknown = BooleanAttribute(null=True)  # a create for this claim lost its answer
 
 
 def _conditional_failed(error: PutError | UpdateError | DeleteError) -> bool:
@@ -71,6 +73,8 @@ def _to_link(row: MeetingLinkModel) -> MeetingLink:
         schedule=schedule,
         claim_id=row.claim_id,
         claim_expires_at=row.claim_expires_at,
+        claim_ref=row.claim_ref,
+        outcome_unknown=bool(row.outcome_unknown),
     )
 
 
@@ -85,10 +89,26 @@ class MeetingLinksStore:
             return None
 
     def claim(
-        self, user_id: str, event_id: str, claim_id: str, expires_at: float, *, replacing: str | None = None
+        self,
+        user_id: str,
+        event_id: str,
+        claim_id: str,
+        expires_at: float,
+        *,
+        replacing: str | None = None,
+        ref: str | None = None,
+        outcome_unknown: bool = False,
     ) -> bool:
         model = self._model
-        row = model(user_id, event_id, claim_id=claim_id, claim_expires_at=expires_at, updated_at=_now())
+        row = model(
+            user_id,
+            event_id,
+            claim_id=claim_id,
+            claim_expires_at=expires_at,
+            claim_ref=ref,
+            outcome_unknown=outcome_unknown or None,
+            updated_at=_now(),
+        )
         condition = (
             model.user_id.does_not_exist()
             if replacing is None
@@ -116,6 +136,8 @@ class MeetingLinksStore:
                     *self._schedule_actions(schedule),
                     model.claim_id.remove(),
                     model.claim_expires_at.remove(),
+                    model.claim_ref.remove(),
+                    model.outcome_unknown.remove(),
                 ],
                 condition=model.claim_id == claim_id,
             )
@@ -124,6 +146,19 @@ class MeetingLinksStore:
                 return None
             raise
         return _to_link(row)
+
+    def mark_unknown(self, user_id: str, event_id: str, claim_id: str) -> bool:
+        model = self._model
+        try:
+            model(user_id, event_id).update(
+                actions=[model.outcome_unknown.set(True), model.claim_expires_at.set(0), model.updated_at.set(_now())],
+                condition=(model.claim_id == claim_id) & model.meeting_id.does_not_exist(),
+            )
+        except UpdateError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
 
     def release(self, user_id: str, event_id: str, claim_id: str) -> bool:
         model = self._model

@@ -4,9 +4,11 @@ One requests.Session per warm process (its connection pool is reused across invo
 Retries: 429 waits for Retry-After (or a jittered back-off) while the caller's deadline allows, then
 `ZoomRateLimited`; 5xx, timeouts, broken connections and unreadable answers are retried a few times, then
 `ZoomUnavailable`. A create is never re-sent once it may have reached Zoom (a second POST would make a
-second meeting): it waits longer for its answer instead. 401 is `ZoomTokenRejected` (the connection code
-refreshes or gives up); a meeting Zoom no longer has is `ZoomMeetingNotFound`; any other 4xx is
-`ZoomRejected`. Logs carry Zoom's code and message, never a token or a body.
+second meeting): it waits longer for its answer instead, and a create whose answer is lost raises
+`ZoomOutcomeUnknown`. Each create made for a link claim carries the claim's reference in its agenda;
+`find_created` lists the user's upcoming meetings to find the ones a lost create made. 401 is
+`ZoomTokenRejected` (the connection code refreshes or gives up); a meeting Zoom no longer has is
+`ZoomMeetingNotFound`; any other 4xx is `ZoomRejected`. Logs carry Zoom's code and message, never a token or a body.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from link_zoom import config
 from link_zoom.deadline import Deadline
 from link_zoom.domain.schedule import Schedule
 from link_zoom.errors import (
     ZoomMeetingNotFound,
+    ZoomOutcomeUnknown,
     ZoomRateLimited,
     ZoomRejected,
     ZoomTokenRejected,
@@ -38,6 +42,8 @@ MAX_RATE_LIMIT_WAITS = 3
 BACKOFF_BASE_S = 0.2
 RATE_LIMIT_BACKOFF_S = 1.0  # when a 429 carries no Retry-After
 MIN_ATTEMPT_S = 0.5  # no attempt starts with less time than this left
+LIST_PAGE_SIZE = 300  # Zoom's maximum
+LIST_MAX_PAGES = 10
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,36 @@ class ZoomMeeting:
     meeting_id: str
     join_url: str
     password: str | None
+
+
+def agenda_for(reference: str) -> str:
+    """The agenda of a meeting made for a link claim: short and up front, as Zoom's meeting list cuts agendas
+    to 250 characters; the reference is ours alone (random per claim), so nothing else can carry it."""
+    return f"Added by Link. Ref: {reference}"
+
+
+@dataclass(frozen=True)
+class FoundMeeting:
+    """A meeting a lost create made, found by its reference, with the schedule Zoom holds for it."""
+
+    meeting: ZoomMeeting
+    topic: str
+    start_time: str
+    duration: int
+    timezone: str
+
+    def matches(self, schedule: Schedule) -> bool:
+        return (self.topic, self.start_time, self.duration, self.timezone) == (
+            schedule.topic, schedule.start_time, schedule.duration_minutes, schedule.time_zone
+        )
+
+
+def _meeting_of(data: dict[str, Any]) -> ZoomMeeting | None:
+    meeting_id, join_url = data.get("id"), data.get("join_url")
+    if isinstance(meeting_id, bool) or not isinstance(meeting_id, int | str) or not isinstance(join_url, str):
+        return None
+    password = data.get("password")
+    return ZoomMeeting(str(meeting_id), join_url, password if isinstance(password, str) and password else None)
 
 
 _session: requests.Session | None = None
@@ -122,8 +158,10 @@ class ZoomMeetingsApi:
     def __init__(self, base_url: str) -> None:
         self._base_url = base_url.rstrip("/")
 
-    def create(self, access_token: str, schedule: Schedule, deadline: Deadline) -> ZoomMeeting:
-        body = {
+    def create(
+        self, access_token: str, schedule: Schedule, deadline: Deadline, reference: str | None = None
+    ) -> ZoomMeeting:
+        body: dict[str, Any] = {
             "topic": schedule.topic,
             "type": 2,  # scheduled: an instant meeting (1) has no start time to keep in step with an event
             "start_time": schedule.start_time,
@@ -131,15 +169,50 @@ class ZoomMeetingsApi:
             "timezone": schedule.time_zone,
             "default_password": True,
         }
+        if reference is not None:
+            body["agenda"] = agenda_for(reference)
         data = self._call("POST", "/users/me/meetings", access_token, deadline, body, operation="create")
-        meeting_id, join_url = data.get("id"), data.get("join_url")
-        if isinstance(meeting_id, bool) or not isinstance(meeting_id, int | str) or not isinstance(join_url, str):
-            # Zoom made something we cannot link to: count it as a failed call, the caller retries later.
+        meeting = _meeting_of(data)
+        if meeting is None:
+            # Zoom made something we cannot link to: count it as a failed call, the caller looks for it later.
             count("ZoomErrors")
-            raise ZoomUnavailable()
-        password = data.get("password")
+            raise ZoomOutcomeUnknown()
         count("MeetingsCreated")
-        return ZoomMeeting(str(meeting_id), join_url, password if isinstance(password, str) and password else None)
+        return meeting
+
+    def find_created(self, access_token: str, reference: str, deadline: Deadline) -> list[FoundMeeting]:
+        """The user's upcoming meetings whose agenda carries `reference`, oldest first (one list page per 300
+        meetings, then one GET each for the passcode the list leaves out)."""
+        marker = agenda_for(reference)
+        ids: list[str] = []
+        token = ""
+        for _ in range(LIST_MAX_PAGES):
+            query = f"type=upcoming&page_size={LIST_PAGE_SIZE}"
+            if token:
+                query += f"&next_page_token={quote(token, safe='')}"
+            page = self._call("GET", f"/users/me/meetings?{query}", access_token, deadline, None, operation="list")
+            items = page.get("meetings")
+            for item in items if isinstance(items, list) else []:
+                agenda = item.get("agenda") if isinstance(item, dict) else None
+                if isinstance(agenda, str) and marker in agenda and _meeting_of(item) is not None:
+                    ids.append(str(item["id"]))
+            token = page.get("next_page_token") or ""
+            if not isinstance(token, str) or not token:
+                break
+        found = []
+        for meeting_id in ids:
+            try:
+                data = self._call("GET", f"/meetings/{meeting_id}", access_token, deadline, None, operation="get")
+            except ZoomMeetingNotFound:
+                continue  # deleted meanwhile
+            meeting = _meeting_of(data)
+            topic, start, duration, zone = (data.get(k) for k in ("topic", "start_time", "duration", "timezone"))
+            if meeting is None or not isinstance(topic, str) or not isinstance(start, str) or not isinstance(zone, str):
+                continue
+            if isinstance(duration, bool) or not isinstance(duration, int):
+                continue
+            found.append((str(data.get("created_at", "")), FoundMeeting(meeting, topic, start, duration, zone)))
+        return [meeting for _, meeting in sorted(found, key=lambda pair: pair[0])]
 
     def update(self, access_token: str, meeting_id: str, schedule: Schedule, deadline: Deadline) -> None:
         body = {
@@ -200,17 +273,17 @@ class ZoomMeetingsApi:
                 if not resendable:
                     count("ZoomErrors")
                     logger.warning("zoom create timed out; not re-sent", extra={"operation": operation})
-                    raise ZoomUnavailable() from None
+                    raise ZoomOutcomeUnknown() from None
             except requests.RequestException as exc:
                 problem = "connection failed"
                 if not resendable and not _never_sent(exc):
                     count("ZoomErrors")
                     logger.warning("zoom create lost its answer; not re-sent", extra={"operation": operation})
-                    raise ZoomUnavailable() from None
+                    raise ZoomOutcomeUnknown() from None
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    if method != "POST":
+                    if method not in ("POST", "GET"):
                         return {}
                     try:
                         data = response.json()
@@ -219,6 +292,11 @@ class ZoomMeetingsApi:
                     if isinstance(data, dict):
                         return data
                     problem = "unreadable answer"
+                    if not resendable:
+                        # A 2xx to a create: Zoom made the meeting, we just cannot read which one.
+                        count("ZoomErrors")
+                        logger.warning("zoom create answer unreadable; not re-sent", extra={"operation": operation})
+                        raise ZoomOutcomeUnknown()
                 else:
                     count("ZoomErrors")
                     zoom_code, zoom_message = _zoom_error(response)

@@ -1,15 +1,18 @@
 """Zoom's OAuth endpoints (code exchange with PKCE, refresh, revoke) and `GET /users/me`.
 
 Zoom's answers become domain errors here: `invalid_grant` (any 4xx) is ZoomGrantRevoked, a 401 on the
-API is ZoomTokenRejected, everything else that is not a success (5xx, 429, timeouts, other OAuth
-errors, garbage) is ZoomUnavailable. No token, code or verifier ever reaches a log line or a message.
+API is ZoomTokenRejected, a 429 from the token endpoint is ZoomRateLimited (with Zoom's Retry-After),
+everything else that is not a success (5xx, timeouts, other OAuth errors, garbage) is ZoomUnavailable.
+No token, code or verifier ever reaches a log line or a message.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,7 +20,7 @@ from urllib.parse import urlsplit
 
 from link_zoom.adapters import flag
 from link_zoom.config import ZOOM_CONNECT_TIMEOUT_S, ZOOM_READ_TIMEOUT_S, get_settings
-from link_zoom.errors import ZoomGrantRevoked, ZoomTokenRejected, ZoomUnavailable
+from link_zoom.errors import ZoomGrantRevoked, ZoomRateLimited, ZoomTokenRejected, ZoomUnavailable
 from link_zoom.observability import count, logger
 
 if TYPE_CHECKING:
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 TIMEOUT = (ZOOM_CONNECT_TIMEOUT_S, ZOOM_READ_TIMEOUT_S)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+RATE_LIMIT_RETRY_AFTER_S = 5  # what a token endpoint 429 without a usable Retry-After tells the client
 
 # requests-oauthlib and oauthlib log token bodies at DEBUG; a DEBUG root logger must never show them.
 for _name in ("requests_oauthlib", "oauthlib"):
@@ -108,10 +112,30 @@ def _oauth_session(redirect_uri: str | None = None) -> OAuth2Session:
 
 
 def _check_token_response(response: requests.Response) -> requests.Response:
-    """Lets oauthlib parse 2xx and 4xx bodies (it raises the OAuth error they name); the rest is Zoom failing."""
-    if response.status_code >= 500 or response.status_code == 429 or response.status_code < 200:
+    """Lets oauthlib parse 2xx and 4xx bodies (it raises the OAuth error they name); a 429 is Zoom limiting us
+    (ZoomRateLimited, nothing spent: the refresh token is still good); the rest is Zoom failing."""
+    if response.status_code == 429:
+        _failure("token_http", 429)  # counted and logged like any failed call
+        raise ZoomRateLimited(_retry_after_seconds(response.headers.get("Retry-After")))
+    if response.status_code >= 500 or response.status_code < 200:
         raise _failure("token_http", response.status_code)
     return response
+
+
+def _retry_after_seconds(value: str | None) -> int:
+    """Zoom's Retry-After (delta-seconds or an HTTP date) in whole seconds, else a short default."""
+    if value:
+        try:
+            return max(1, math.ceil(float(value)))
+        except (ValueError, OverflowError):
+            pass
+        from email.utils import parsedate_to_datetime  # an HTTP date: rare, and costly to import
+
+        try:
+            return max(1, math.ceil(parsedate_to_datetime(value).timestamp() - time.time()))
+        except (TypeError, ValueError, OverflowError):
+            pass
+    return RATE_LIMIT_RETRY_AFTER_S
 
 
 def _failure(kind: str, status: int | None = None) -> ZoomUnavailable:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlencode
 
 from link_zoom.config import get_settings
-from link_zoom.errors import ZoomGrantRevoked, ZoomTokenRejected, ZoomUnavailable
+from link_zoom.errors import ZoomGrantRevoked, ZoomRateLimited, ZoomTokenRejected, ZoomUnavailable
 from link_zoom.observability import count, logger
 
 if TYPE_CHECKING:
@@ -95,6 +95,13 @@ class AuthorizationRefused(Exception):
         self.message = message
 
 
+class ConnectionNotStored(Exception):
+    """The callback got tokens from Zoom but could not store them (KMS or DynamoDB failed): a 502 page.
+
+    The tokens were revoked at Zoom (best effort); the user starts again from Link.
+    """
+
+
 @dataclass(frozen=True)
 class _Tokens:
     access_token: str
@@ -154,7 +161,8 @@ def authorize_url_for(user_id: str, redirect_uri: str) -> str:
 def complete_authorization(state: str | None, code: str | None, error: str | None) -> CompletedConnection:
     """The callback: spends the state, exchanges the code (with the state's PKCE verifier), stores the connection.
 
-    Raises AuthorizationRefused (a 400 page) or ZoomUnavailable (502: the exchange failed).
+    Raises AuthorizationRefused (a 400 page), ZoomUnavailable (502: the exchange failed) or
+    ConnectionNotStored (502: KMS or DynamoDB failed; the new tokens were revoked at Zoom).
     """
     from link_zoom.adapters import oauth_states_store, zoom_oauth
 
@@ -173,12 +181,19 @@ def complete_authorization(state: str | None, code: str | None, error: str | Non
         count("ZoomErrors")
         logger.warning("Zoom refused the authorization code")
         raise ZoomUnavailable() from exc
+    except ZoomRateLimited as exc:  # the callback's pages know no 429: the exchange failed (the adapter logged it)
+        raise ZoomUnavailable() from exc
     try:
         zoom_user = zoom_oauth.current_user(tokens.access_token)
     except (ZoomTokenRejected, ZoomUnavailable) as exc:
         _revoke_quietly(tokens.refresh_token)  # not stored, so it must not stay alive at Zoom
         raise ZoomUnavailable() from exc
-    return _store_new_connection(pending.user_id, zoom_user.id, zoom_user.account_id, tokens)
+    try:
+        return _store_new_connection(pending.user_id, zoom_user.id, zoom_user.account_id, tokens)
+    except Exception as exc:  # KMS or DynamoDB: nothing of the error names a token (the tokens' repr hides them)
+        logger.exception("could not store the new Zoom connection", extra={"user_id": pending.user_id})
+        _revoke_quietly(tokens.refresh_token)  # not stored, so it must not stay alive at Zoom
+        raise ConnectionNotStored() from exc
 
 
 def _store_new_connection(
@@ -202,7 +217,15 @@ def _store_new_connection(
         expires_at=consented_at + CONNECTION_LIFETIME,
     )
     connections_store.put(record)
-    preferences_store.upsert_preference(user_id, *PREFERENCE)
+    try:
+        preferences_store.upsert_preference(user_id, *PREFERENCE)
+    except Exception:
+        # The caller revokes these tokens: the record holding them must not stay (nor a previous row alone).
+        try:
+            _remove(user_id, generation=record.generation)
+        except Exception:
+            logger.exception("could not remove a half-stored Zoom connection", extra={"user_id": user_id})
+        raise
     count("ZoomConnected")
     logger.info("Zoom connected", extra={"user_id": user_id})
     try:
@@ -401,7 +424,7 @@ def _keep_fresh(user_id: str, cutoff: float) -> str:
         _, fresh = _refresh_if(user_id, lambda record: record.refresh_issued_at < cutoff)
     except ConnectionGone:
         return "lost"
-    except ZoomUnavailable:
+    except (ZoomUnavailable, ZoomRateLimited):  # the adapter logged it; the next run tries again
         return "failed"
     except Exception:  # one connection's AWS failure must not end the run for all the others
         logger.exception("keeper could not refresh a connection", extra={"user_id": user_id})

@@ -7,6 +7,11 @@ replayed or duplicate stream record) finds the claim, waits for it to finish and
 Calendar items are reconciled level-triggered: a stream record only says "look at this event"; what to do
 is decided from the item as it is now, the link record and the feature switch, so stale, replayed and
 out-of-order records cannot move a meeting backwards.
+
+A create whose answer is lost (Zoom may have made the meeting) leaves its claim behind, marked and with its
+lease ended, instead of releasing it. Every claim carries a random reference that its create writes into
+the meeting's agenda; whoever takes over a claim left behind first looks for meetings with that reference
+(Zoom's list of upcoming meetings) and adopts one instead of creating again. Only takeovers pay for that.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from link_zoom.adapters.zoom_meetings import ZoomMeeting
+from link_zoom.adapters.zoom_meetings import FoundMeeting, ZoomMeeting
 from link_zoom.deadline import Deadline
 from link_zoom.domain.calendar_events import (
     AUTHORIZATION_REQUIRED,
@@ -36,6 +41,7 @@ from link_zoom.errors import (
     InvalidTimeRange,
     RequestInProgress,
     ZoomMeetingNotFound,
+    ZoomOutcomeUnknown,
     ZoomRejected,
     ZoomUnavailable,
 )
@@ -75,13 +81,23 @@ class MeetingLink:
     schedule: Schedule | None = None
     claim_id: str | None = None
     claim_expires_at: float | None = None
+    # The claim's reference, written into the agenda of the meeting its create makes (None on rows from
+    # before references); `outcome_unknown`: a create for this claim reached Zoom and its answer was lost.
+    claim_ref: str | None = None
+    outcome_unknown: bool = False
 
 
 # ------------------------------------------------------------------ ports (the adapters, or fakes in tests)
 
 
 class ZoomMeetingsPort(Protocol):
-    def create(self, access_token: str, schedule: Schedule, deadline: Deadline) -> ZoomMeeting: ...
+    def create(
+        self, access_token: str, schedule: Schedule, deadline: Deadline, reference: str | None = None
+    ) -> ZoomMeeting: ...
+
+    def find_created(self, access_token: str, reference: str, deadline: Deadline) -> list[FoundMeeting]:
+        """The user's upcoming meetings made by creates that carried `reference`, oldest first."""
+        ...
 
     def update(self, access_token: str, meeting_id: str, schedule: Schedule, deadline: Deadline) -> None: ...
 
@@ -98,9 +114,21 @@ class MeetingLinksPort(Protocol):
     def get(self, user_id: str, event_id: str) -> MeetingLink | None: ...
 
     def claim(
-        self, user_id: str, event_id: str, claim_id: str, expires_at: float, *, replacing: str | None = None
+        self,
+        user_id: str,
+        event_id: str,
+        claim_id: str,
+        expires_at: float,
+        *,
+        replacing: str | None = None,
+        ref: str | None = None,
+        outcome_unknown: bool = False,
     ) -> bool:
         """Takes the empty slot (or, with `replacing`, a claim that expired); False when someone else holds it."""
+        ...
+
+    def mark_unknown(self, user_id: str, event_id: str, claim_id: str) -> bool:
+        """Keeps our claim as one whose create may have made a meeting, its lease ended; False if it was lost."""
         ...
 
     def complete(
@@ -340,12 +368,29 @@ class Meetings:
             # Not a row this code writes: it cannot be taken over safely, so wait (bounded) for a person.
             self._wait_for_claim(deadline)
             return None
-        if not self.links.claim(user_id, event_id, claim_id, expires_at, replacing=previous):
+        # A claim left behind (its create's answer was lost, or its creator died mid-call) may have made a
+        # meeting: keep its reference, so the meeting is found, and the row, until it is settled.
+        inherited = replacing.claim_ref if replacing is not None else None
+        ref = inherited or uuid.uuid4().hex[:20]
+        unknown = replacing is not None and replacing.outcome_unknown
+        if not self.links.claim(
+            user_id, event_id, claim_id, expires_at, replacing=previous, ref=ref, outcome_unknown=unknown
+        ):
             return None
         try:
-            meeting = self.connection.call_zoom(user_id, lambda token: self.zoom.create(token, schedule, deadline))
+            meeting = self._adopt(user_id, ref, schedule, deadline) if inherited else None
+            if meeting is None:
+                meeting = self.connection.call_zoom(
+                    user_id, lambda token: self.zoom.create(token, schedule, deadline, ref)
+                )
+        except ZoomOutcomeUnknown:
+            self._keep_unknown(user_id, event_id, claim_id)
+            raise
         except Exception:
-            self._release_quietly(user_id, event_id, claim_id)
+            if inherited:
+                self._keep_unknown(user_id, event_id, claim_id)  # an earlier create may still turn up
+            else:
+                self._release_quietly(user_id, event_id, claim_id)
             raise
         try:
             link = self.links.complete(user_id, event_id, claim_id, meeting, schedule)
@@ -357,6 +402,33 @@ class Meetings:
             # Our claim expired and another creator took the slot: this meeting would be a second one.
             self._delete_quietly(user_id, meeting.meeting_id, deadline)
         return link
+
+    def _adopt(self, user_id: str, ref: str, schedule: Schedule, deadline: Deadline) -> ZoomMeeting | None:
+        """The meeting an earlier create of this claim made, brought to `schedule`; surplus ones are deleted."""
+        found = self.connection.call_zoom(user_id, lambda token: self.zoom.find_created(token, ref, deadline))
+        if not found:
+            return None
+        kept = next((candidate for candidate in found if candidate.matches(schedule)), found[0])
+        for surplus in found:
+            if surplus is not kept:
+                self._delete_quietly(user_id, surplus.meeting.meeting_id, deadline)
+        meeting_id = kept.meeting.meeting_id
+        if not kept.matches(schedule):
+            try:
+                self.connection.call_zoom(
+                    user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline)
+                )
+            except ZoomMeetingNotFound:
+                return None  # deleted at Zoom meanwhile: make a new one
+        logger.info("adopted the meeting a lost create made", extra={"meeting_id": meeting_id})
+        return kept.meeting
+
+    def _keep_unknown(self, user_id: str, event_id: str, claim_id: str) -> None:
+        try:
+            self.links.mark_unknown(user_id, event_id, claim_id)
+        except Exception:
+            # The claim's lease runs out on its own and it keeps its reference; the original error is reported.
+            logger.exception("could not mark a meeting claim", extra={"event_id": event_id})
 
     def _move(self, link: MeetingLink, schedule: Schedule, deadline: Deadline) -> MeetingLink | None:
         assert link.meeting_id is not None
@@ -378,14 +450,43 @@ class Meetings:
                 return False
             if link.meeting_id is None:
                 if self._expired(link) and link.claim_id is not None:
-                    if self.links.release(user_id, event_id, link.claim_id):
-                        return False  # a creator that died before Zoom answered it
+                    if link.claim_ref is not None:
+                        claim_id = self._settle_left_claim(link, deadline)
+                        if claim_id is None:
+                            continue
+                    else:
+                        claim_id = link.claim_id
+                    if self.links.release(user_id, event_id, claim_id):
+                        return False  # a creator that died or lost its answer before Zoom answered it
                 else:
                     self._wait_for_claim(deadline)
                 continue
             self._delete_meeting(link.user_id, link.meeting_id, deadline)
             self.links.remove(user_id, event_id, link.meeting_id)
             return True
+
+    def _settle_left_claim(self, link: MeetingLink, deadline: Deadline) -> str | None:
+        """Takes over a claim left behind and deletes any meeting its creates made; our claim id, or None
+        when someone else took it first."""
+        assert link.claim_ref is not None
+        ref = link.claim_ref
+        claim_id = uuid.uuid4().hex
+        expires_at = self.clock() + deadline.remaining() + CLAIM_LEASE_MARGIN_S
+        if not self.links.claim(link.user_id, link.event_id, claim_id, expires_at, replacing=link.claim_id,
+                                ref=ref, outcome_unknown=link.outcome_unknown):
+            return None
+        try:
+            found = self.connection.call_zoom(
+                link.user_id, lambda token: self.zoom.find_created(token, ref, deadline)
+            )
+            for meeting in found:
+                self._delete_meeting(link.user_id, meeting.meeting.meeting_id, deadline)
+        except NotConnected:
+            pass  # nobody can look for it for the user any more
+        except Exception:
+            self._keep_unknown(link.user_id, link.event_id, claim_id)
+            raise
+        return claim_id
 
     def _delete_meeting(self, user_id: str, meeting_id: str, deadline: Deadline) -> None:
         try:
