@@ -210,7 +210,7 @@ COMPOSE_FAULTS = [
     ({"status": 500}, 201),
     ({"status": 503, "times": 3}, 502),
     ({"status": 401}, 201),  # the access token is refreshed once and the call retried
-    ({"status": 201, "body": "{not json"}, 201),
+    ({"status": 201, "body": "{not json"}, 502),  # an unreadable answer to a create is never re-sent
     ({"delay_ms": 8500}, 201),  # slower than a move's read timeout: a create waits, and is not sent twice
 ]
 
