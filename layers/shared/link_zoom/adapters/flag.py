@@ -42,3 +42,12 @@ def set_zoom_enabled(enabled: bool) -> bool:
 def read_secret(parameter_name: str) -> str:
     """A SecureString parameter (the Zoom app's secrets), decrypted and cached for a few minutes."""
     return str(_provider().get(parameter_name, decrypt=True, max_age=300))
+
+
+def configured_secret(value: str | None, parameter_name: str | None, variable: str) -> str:
+    """A Zoom app secret: the environment variable when set (local stack), else its SecureString parameter."""
+    if value:
+        return value
+    if not parameter_name:
+        raise RuntimeError(f"Set {variable} or {variable}_PARAMETER.")
+    return read_secret(parameter_name)

@@ -85,11 +85,9 @@ def _mount(session: requests.Session) -> None:
 
 def _client_secret() -> str:
     settings = get_settings()
-    if settings.zoom_client_secret:
-        return settings.zoom_client_secret
-    if not settings.zoom_client_secret_parameter:
-        raise RuntimeError("Set ZOOM_CLIENT_SECRET or ZOOM_CLIENT_SECRET_PARAMETER.")
-    return flag.read_secret(settings.zoom_client_secret_parameter)
+    return flag.configured_secret(
+        settings.zoom_client_secret, settings.zoom_client_secret_parameter, "ZOOM_CLIENT_SECRET"
+    )
 
 
 def _oauth_url(path: str) -> str:

@@ -89,11 +89,9 @@ def _webhook_secret() -> str:
     from link_zoom.adapters import flag
 
     settings = get_settings()
-    if settings.zoom_webhook_secret:
-        return settings.zoom_webhook_secret
-    if not settings.zoom_webhook_secret_parameter:
-        raise RuntimeError("Set ZOOM_WEBHOOK_SECRET or ZOOM_WEBHOOK_SECRET_PARAMETER.")
-    return flag.read_secret(settings.zoom_webhook_secret_parameter)
+    return flag.configured_secret(
+        settings.zoom_webhook_secret, settings.zoom_webhook_secret_parameter, "ZOOM_WEBHOOK_SECRET"
+    )
 
 
 def _hex_hmac(secret: str, message: bytes) -> str:
