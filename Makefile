@@ -46,6 +46,7 @@ $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: venv
 	$(BIN)/mypy

@@ -99,7 +99,8 @@ def _create_keys(found: LocalResources, template: dict[str, Any]) -> None:
         props = spec.get("Properties") or {}
         description = f"{_physical_name(resolver, logical)}: {props.get('Description', '')}"
         existing = [
-            k["KeyId"] for k in kms.list_keys()["Keys"]
+            k["KeyId"]
+            for k in kms.list_keys()["Keys"]
             if kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("Description") == description
         ]
         key_id = existing[0] if existing else kms.create_key(Description=description)["KeyMetadata"]["KeyId"]

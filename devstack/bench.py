@@ -42,11 +42,7 @@ _HANDLER = (
 
 
 def _fresh(code: str) -> tuple[float, float]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("PYTHON") and k not in {"AWS_ENDPOINT_URL"}
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k not in {"AWS_ENDPOINT_URL"}}
     env.update({"AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "link-zoom"})
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=60
@@ -111,7 +107,7 @@ def render_markdown(figures: dict[str, Any]) -> str:
         "",
         "## Cold start: importing each handler module in a fresh process",
         "",
-        f"Baseline `import boto3; boto3.client(\"dynamodb\")`: {imports['baseline_ms']} ms median of "
+        f'Baseline `import boto3; boto3.client("dynamodb")`: {imports["baseline_ms"]} ms median of '
         f"{imports['rounds']} (RSS {imports['baseline_rss_mb']} MB). Goal: ratio ≤ {IMPORT_GOAL_RATIO}, "
         f"RSS ≤ {RSS_GOAL_MB} MB.",
         "",

@@ -50,12 +50,23 @@ EVENT = {"topic": "Bench", "start": "2099-01-01T10:00:00+01:00", "end": "2099-01
 EVENT_RESOURCE = "/v1/events/{event_id}/zoom"
 # What the stack's own pollers ask moto for, several times a second: not the functions' calls.
 POLLER_OPERATIONS = {
-    "dynamodbstreams:GetRecords", "dynamodbstreams:GetShardIterator", "dynamodbstreams:DescribeStream",
-    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:DeleteMessageBatch", "sqs:ChangeMessageVisibility",
+    "dynamodbstreams:GetRecords",
+    "dynamodbstreams:GetShardIterator",
+    "dynamodbstreams:DescribeStream",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:DeleteMessageBatch",
+    "sqs:ChangeMessageVisibility",
     "sqs:ChangeMessageVisibilityBatch",
 }
-_SERVICES = {"DynamoDB_20120810": "dynamodb", "DynamoDBStreams_20120810": "dynamodbstreams", "TrentService": "kms",
-             "AmazonSSM": "ssm", "AmazonSQS": "sqs", "Lambda": "lambda"}
+_SERVICES = {
+    "DynamoDB_20120810": "dynamodb",
+    "DynamoDBStreams_20120810": "dynamodbstreams",
+    "TrentService": "kms",
+    "AmazonSSM": "ssm",
+    "AmazonSQS": "sqs",
+    "Lambda": "lambda",
+}
 
 
 # ---------------------------------------------------------------- counting AWS and Zoom requests
@@ -106,8 +117,12 @@ class CallCount:
     zoom: Counter[str]
 
     def row(self) -> dict[str, Any]:
-        return {"aws": sum(self.aws.values()), "aws_by_operation": dict(sorted(self.aws.items())),
-                "zoom": sum(self.zoom.values()), "zoom_by_request": dict(sorted(self.zoom.items()))}
+        return {
+            "aws": sum(self.aws.values()),
+            "aws_by_operation": dict(sorted(self.aws.items())),
+            "zoom": sum(self.zoom.values()),
+            "zoom_by_request": dict(sorted(self.zoom.items())),
+        }
 
 
 def _zoom_calls(emulator: Any) -> Counter[str]:
@@ -141,8 +156,13 @@ class BenchUser:
     upn: str
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
-        answer = requests.request(method, f"{self.api_url}{path}", json=body, timeout=HTTP_TIMEOUT_S,
-                                  headers={"Authorization": f"Bearer {self.token}", **(headers or {})})
+        answer = requests.request(
+            method,
+            f"{self.api_url}{path}",
+            json=body,
+            timeout=HTTP_TIMEOUT_S,
+            headers={"Authorization": f"Bearer {self.token}", **(headers or {})},
+        )
         if answer.status_code >= 400:
             raise RuntimeError(f"{method} {path} answered {answer.status_code}: {answer.text[:200]}")
         return answer
@@ -150,8 +170,11 @@ class BenchUser:
 
 def _sign_in(stack: StackProcess, role: str) -> BenchUser:
     demo = stack.user(role)
-    answer = requests.post(f"{stack.api_url}/v1/session", json={"username": demo["username"],
-                                                               "password": demo["password"]}, timeout=HTTP_TIMEOUT_S)
+    answer = requests.post(
+        f"{stack.api_url}/v1/session",
+        json={"username": demo["username"], "password": demo["password"]},
+        timeout=HTTP_TIMEOUT_S,
+    )
     answer.raise_for_status()
     body = answer.json()
     return BenchUser(stack.api_url, body["token"], body["user"]["id"], demo["username"], demo["upn"])
@@ -167,8 +190,9 @@ def _connect_zoom(stack: StackProcess, user: BenchUser) -> None:
     sqs, queue = stack.aws("sqs"), stack.info["queues"]["ConnectSweepQueue"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
         if not any(int(value) for value in attributes.values()):
             break
         time.sleep(0.2)
@@ -202,23 +226,32 @@ def _function_environment(stack: StackProcess, zoom: Any, logical: str) -> dict[
     """What Lambda would give the function in the running stack (its resources, found idempotently)."""
     from devstack.aws import function_environment, provision
 
-    resources = provision(stack.aws_endpoint_url, {
-        "ZoomOAuthBaseUrl": zoom.oauth_base_url, "ZoomApiBaseUrl": zoom.api_base_url,
-        "ZoomClientId": zoom.config.client_id,
-    })
+    resources = provision(
+        stack.aws_endpoint_url,
+        {
+            "ZoomOAuthBaseUrl": zoom.oauth_base_url,
+            "ZoomApiBaseUrl": zoom.api_base_url,
+            "ZoomClientId": zoom.config.client_id,
+        },
+    )
     env = function_environment(resources, logical)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers" / "shared"), str(ROOT)])
     env["PATH"] = os.environ.get("PATH", "")
     return env
 
 
-def _fresh_process_calls(stack: StackProcess, zoom: Any, recording: AwsRecording, user: BenchUser,
-                         calls: int = 2) -> list[CallCount]:
+def _fresh_process_calls(
+    stack: StackProcess, zoom: Any, recording: AwsRecording, user: BenchUser, calls: int = 2
+) -> list[CallCount]:
     """compose-link `calls` times in a fresh process running the meetings handler: the first one is cold."""
     spec = {"user_id": user.user_id, "username": user.username, "calls": calls}
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.bench_api", "invoke"], cwd=ROOT, text=True,
-        env=_function_environment(stack, zoom, "MeetingsFunction"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, "-m", "devstack.bench_api", "invoke"],
+        cwd=ROOT,
+        text=True,
+        env=_function_environment(stack, zoom, "MeetingsFunction"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     assert process.stdin is not None and process.stdout is not None
     counts = []
@@ -273,8 +306,13 @@ def _invoke_main() -> int:
             if app is None:  # the import is part of the cold start
                 app = importlib.util.module_from_spec(module_spec)
                 module_spec.loader.exec_module(app)
-            event = api_event("POST", "/v1/compose-link", body="{}", headers={"X-Forwarded-Proto": "http"},
-                              authorizer=authorizer_context(spec["user_id"], spec["username"], False))
+            event = api_event(
+                "POST",
+                "/v1/compose-link",
+                body="{}",
+                headers={"X-Forwarded-Proto": "http"},
+                authorizer=authorizer_context(spec["user_id"], spec["username"], False),
+            )
             result = app.handler(event, Context())
         print(result["statusCode"], flush=True)
     return 0
@@ -304,8 +342,13 @@ def _load_main() -> int:
 
     def one(route: dict[str, Any]) -> tuple[float, int]:
         started = time.perf_counter()
-        answer = session().request(route["method"], spec["api_url"] + route["path"], json=route.get("body"),
-                                   headers=route.get("headers") or {}, timeout=HTTP_TIMEOUT_S)
+        answer = session().request(
+            route["method"],
+            spec["api_url"] + route["path"],
+            json=route.get("body"),
+            headers=route.get("headers") or {},
+            timeout=HTTP_TIMEOUT_S,
+        )
         answer.content  # noqa: B018 - the whole answer is part of the latency
         return (time.perf_counter() - started) * 1000, answer.status_code
 
@@ -331,12 +374,23 @@ def _load_main() -> int:
 
 
 def _run_load(api_url: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
-    spec = {"api_url": api_url, "routes": routes, "requests": REQUESTS_PER_ROUTE, "concurrency": CONCURRENCY,
-            "warmup": WARMUP_PER_ROUTE}
-    done = subprocess.run([sys.executable, "-m", "devstack.bench_api", "load"], cwd=ROOT, input=json.dumps(spec),
-                          capture_output=True, text=True, timeout=600, check=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "shared"),
-                                                                              str(ROOT)])})
+    spec = {
+        "api_url": api_url,
+        "routes": routes,
+        "requests": REQUESTS_PER_ROUTE,
+        "concurrency": CONCURRENCY,
+        "warmup": WARMUP_PER_ROUTE,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack.bench_api", "load"],
+        cwd=ROOT,
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "shared"), str(ROOT)])},
+    )
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
@@ -348,22 +402,31 @@ def _call_counts(stack: StackProcess, zoom: Any, recording: AwsRecording, user: 
     event = f"/v1/events/bench-{uuid.uuid4()}/zoom"
     demo = stack.user("user")
     rows: dict[str, CallCount] = {}
-    rows["sign-in (POST /v1/session)"] = _counted(recording, zoom, lambda: requests.post(
-        f"{stack.api_url}/v1/session", json={"username": demo["username"], "password": demo["password"]},
-        timeout=HTTP_TIMEOUT_S).raise_for_status())
+    rows["sign-in (POST /v1/session)"] = _counted(
+        recording,
+        zoom,
+        lambda: requests.post(
+            f"{stack.api_url}/v1/session",
+            json={"username": demo["username"], "password": demo["password"]},
+            timeout=HTTP_TIMEOUT_S,
+        ).raise_for_status(),
+    )
     cold, warm = _fresh_process_calls(stack, zoom, recording, user)
     rows["compose-link, cold (a fresh process's first call)"] = cold
     rows["compose-link, warm (that process's next call)"] = warm
     rows["compose-link over HTTP (gateway + authorizer, warm)"] = _counted(
-        recording, zoom, lambda: user.call("POST", "/v1/compose-link", {}))
+        recording, zoom, lambda: user.call("POST", "/v1/compose-link", {})
+    )
     rows["event create (PUT, new event)"] = _counted(recording, zoom, lambda: user.call("PUT", event, EVENT))
     rows["event no-op (PUT, same again)"] = _counted(recording, zoom, lambda: user.call("PUT", event, EVENT))
     rows["event move (PUT, new end)"] = _counted(
-        recording, zoom, lambda: user.call("PUT", event, {**EVENT, "end": "2099-01-01T11:30:00+01:00"}))
+        recording, zoom, lambda: user.call("PUT", event, {**EVENT, "end": "2099-01-01T11:30:00+01:00"})
+    )
     rows["event delete (DELETE)"] = _counted(recording, zoom, lambda: user.call("DELETE", event))
     zoom.state.expire_access_tokens(user.upn)
     rows["refresh (compose-link finding the access token expired at Zoom)"] = _counted(
-        recording, zoom, lambda: user.call("POST", "/v1/compose-link", {}))
+        recording, zoom, lambda: user.call("POST", "/v1/compose-link", {})
+    )
     return {name: count.row() for name, count in rows.items()}
 
 
@@ -387,12 +450,26 @@ def measure_api_latency() -> dict[str, Any]:
         routes: list[dict[str, Any]] = [
             {"name": "GET /v1/health", "method": "GET", "path": "/v1/health"},
             {"name": "GET /v1/features", "method": "GET", "path": "/v1/features", "headers": auth},
-            {"name": "GET /v1/account/preferences", "method": "GET", "path": "/v1/account/preferences",
-             "headers": auth},
-            {"name": "POST /v1/compose-link", "method": "POST", "path": "/v1/compose-link", "body": {},
-             "headers": auth},
-            {"name": "PUT /v1/events/{id}/zoom (no-op)", "method": "PUT", "path": event, "body": EVENT,
-             "headers": auth},
+            {
+                "name": "GET /v1/account/preferences",
+                "method": "GET",
+                "path": "/v1/account/preferences",
+                "headers": auth,
+            },
+            {
+                "name": "POST /v1/compose-link",
+                "method": "POST",
+                "path": "/v1/compose-link",
+                "body": {},
+                "headers": auth,
+            },
+            {
+                "name": "PUT /v1/events/{id}/zoom (no-op)",
+                "method": "PUT",
+                "path": event,
+                "body": EVENT,
+                "headers": auth,
+            },
         ]
         zoom.clear_calls()
         latency = _run_load(stack.api_url, routes)
@@ -425,8 +502,10 @@ def _markdown(latency: dict[str, Any], calls: dict[str, Any], health_p50: float)
     ]
     for name, row in latency.items():
         answers = ", ".join(f"{n}× {status}" for status, n in sorted(row["statuses"].items()))
-        lines.append(f"| {name} | {row['p50_ms']} | {row['p95_ms']} | {row['p50_ratio_to_health']} | "
-                     f"{row['p95_ratio_to_health']} | {row['requests_per_s']} | {answers} |")
+        lines.append(
+            f"| {name} | {row['p50_ms']} | {row['p95_ms']} | {row['p50_ratio_to_health']} | "
+            f"{row['p95_ratio_to_health']} | {row['requests_per_s']} | {answers} |"
+        )
     lines += [
         "",
         "AWS requests (every request the moto server served for the functions, the authorizer's included; the "

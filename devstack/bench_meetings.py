@@ -71,8 +71,9 @@ class _Emulator:
 
     def _control(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.base_url}/_emulator{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.base_url}/_emulator{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             text = answer.read()
         return json.loads(text) if text else None
@@ -99,9 +100,13 @@ class _World:
 
     def api(self, method: str, path: str, body: Any = None, resource: str | None = None) -> dict[str, Any]:
         event = api_event(
-            method, path, resource=resource, body=json.dumps(body) if body is not None else None,
+            method,
+            path,
+            resource=resource,
+            body=json.dumps(body) if body is not None else None,
             path_parameters={"event_id": path.split("/")[3]} if resource else None,
-            headers={"X-Forwarded-Proto": "http"}, authorizer=authorizer_context(self.users[0], "bench", False),
+            headers={"X-Forwarded-Proto": "http"},
+            authorizer=authorizer_context(self.users[0], "bench", False),
         )
         answer: dict[str, Any] = self.functions["meetings"].handler(event, _Context("meetings", 25))
         return answer
@@ -143,21 +148,32 @@ def _world() -> Iterator[_World]:
         closer.callback(_restore, saved)
         aws_port, zoom_port = _free_port(), _free_port()
         aws_url, zoom_url = f"http://127.0.0.1:{aws_port}", f"http://127.0.0.1:{zoom_port}"
-        _serve([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(aws_port)],
-               f"{aws_url}/moto-api/", closer)
-        _serve([sys.executable, "-m", "devstack.zoom_emulator", "--port", str(zoom_port)],
-               f"{zoom_url}/_emulator/calls", closer)
+        _serve(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(aws_port)],
+            f"{aws_url}/moto-api/",
+            closer,
+        )
+        _serve(
+            [sys.executable, "-m", "devstack.zoom_emulator", "--port", str(zoom_port)],
+            f"{zoom_url}/_emulator/calls",
+            closer,
+        )
         zoom = _Emulator(zoom_url)
         resources = provision(aws_url)
         names = resources.resolver.parameters
         put_secure_parameter(resources, names["ZoomClientSecretParameterName"], zoom.config.client_secret)
         put_secure_parameter(resources, names["ZoomWebhookSecretParameterName"], zoom.config.webhook_secret)
         os.environ.update(stack_environment(resources))
-        os.environ.update({
-            "ZOOM_OAUTH_BASE_URL": zoom_url, "ZOOM_API_BASE_URL": f"{zoom_url}/v2",
-            "ZOOM_CLIENT_ID": zoom.config.client_id, "POWERTOOLS_METRICS_NAMESPACE": "LinkZoomBench",
-            "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true",
-        })
+        os.environ.update(
+            {
+                "ZOOM_OAUTH_BASE_URL": zoom_url,
+                "ZOOM_API_BASE_URL": f"{zoom_url}/v2",
+                "ZOOM_CLIENT_ID": zoom.config.client_id,
+                "POWERTOOLS_METRICS_NAMESPACE": "LinkZoomBench",
+                "POWERTOOLS_LOG_LEVEL": "ERROR",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            }
+        )
         _reset_caches()
         from link_zoom.adapters import flag
         from link_zoom.observability import logger
@@ -190,9 +206,15 @@ def _reset_caches() -> None:
 
 def _connect(world: _World, user_id: str, email: str) -> None:
     oauth = world.functions["zoom_oauth"]
-    start = oauth.handler(api_event("GET", "/v1/zoom/authorize", headers={"X-Forwarded-Proto": "http"},
-                                    authorizer=authorizer_context(user_id, "bench", False)),
-                          _Context("oauth", 20))
+    start = oauth.handler(
+        api_event(
+            "GET",
+            "/v1/zoom/authorize",
+            headers={"X-Forwarded-Proto": "http"},
+            authorizer=authorizer_context(user_id, "bench", False),
+        ),
+        _Context("oauth", 20),
+    )
     location = complete_consent(json.loads(start["body"])["authorize_url"], email, "x")
     query = location.split("?", 1)[1]
     done = oauth.handler(api_event("GET", f"/v1/zoom/callback?{query}"), _Context("oauth", 20))
@@ -233,8 +255,7 @@ def _calls_per_operation(world: _World) -> dict[str, dict[str, int]]:
     measure("compose-link", lambda: world.api("POST", "/v1/compose-link", {}))
     measure("PUT event: create", lambda: world.api("PUT", event, body, resource))
     measure("PUT event: same again (no-op)", lambda: world.api("PUT", event, body, resource))
-    measure("PUT event: move", lambda: world.api("PUT", event, {**body, "end": "2099-01-01T11:30:00+01:00"},
-                                                 resource))
+    measure("PUT event: move", lambda: world.api("PUT", event, {**body, "end": "2099-01-01T11:30:00+01:00"}, resource))
     measure("DELETE event", lambda: world.api("DELETE", event, None, resource))
 
     event_id = f"bench-{uuid.uuid4()}"
@@ -242,8 +263,10 @@ def _calls_per_operation(world: _World) -> dict[str, dict[str, int]]:
     measure("stream: INSERT with zoom", lambda: table.put_and_deliver(event_id, attributes))
     measure("stream: the write-back's own record", lambda: table.deliver())
     measure("stream: unrelated edit (location)", lambda: table.write_and_deliver(event_id, {"location": "Room 1"}))
-    measure("stream: move (start and end)", lambda: table.write_and_deliver(
-        event_id, {"start": "2099-02-01T10:30:00Z", "end": "2099-02-01T11:30:00Z"}))
+    measure(
+        "stream: move (start and end)",
+        lambda: table.write_and_deliver(event_id, {"start": "2099-02-01T10:30:00Z", "end": "2099-02-01T11:30:00Z"}),
+    )
     measure("stream: REMOVE", lambda: table.delete_and_deliver(event_id))
     client("kms").meta.events.unregister("before-call.kms.*", kms)
     return figures
@@ -261,7 +284,8 @@ class _Table:
         self.streams = world.resources.client("dynamodbstreams")
         shard = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"][0]["ShardId"]
         self.iterator: str | None = self.streams.get_shard_iterator(
-            StreamArn=self.arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+            StreamArn=self.arn, ShardId=shard, ShardIteratorType="LATEST"
+        )["ShardIterator"]
 
     def put(self, event_id: str, attributes: dict[str, Any]) -> None:
         item: dict[str, dict[str, Any]] = {"user_id": {"S": self.user_id}, "event_id": {"S": event_id}}
@@ -269,8 +293,9 @@ class _Table:
         self.ddb.put_item(TableName=self.name, Item=item)
 
     def write(self, event_id: str, attributes: dict[str, Any]) -> None:
-        values = {f":v{n}": ({"BOOL": v} if isinstance(v, bool) else {"S": v})
-                  for n, v in enumerate(attributes.values())}
+        values = {
+            f":v{n}": ({"BOOL": v} if isinstance(v, bool) else {"S": v}) for n, v in enumerate(attributes.values())
+        }
         self.ddb.update_item(
             TableName=self.name,
             Key={"user_id": {"S": self.user_id}, "event_id": {"S": event_id}},
@@ -305,8 +330,7 @@ class _Table:
         self.deliver()
 
     def delete_and_deliver(self, event_id: str) -> None:
-        self.ddb.delete_item(TableName=self.name,
-                             Key={"user_id": {"S": self.user_id}, "event_id": {"S": event_id}})
+        self.ddb.delete_item(TableName=self.name, Key={"user_id": {"S": self.user_id}, "event_id": {"S": event_id}})
         self.deliver()
 
 
@@ -320,8 +344,10 @@ def _batch(table: _Table, tag: str) -> tuple[list[dict[str, Any]], dict[str, str
     final_start: dict[str, str] = {}
     for n in range(single + reordered):
         event_id = f"{tag}-{n:03d}"
-        table.put(event_id, {"subject": f"Bench {n}", "start": "2099-03-01T09:00:00Z",
-                             "end": "2099-03-01T09:30:00Z", "zoom": True})
+        table.put(
+            event_id,
+            {"subject": f"Bench {n}", "start": "2099-03-01T09:00:00Z", "end": "2099-03-01T09:30:00Z", "zoom": True},
+        )
         final_start[event_id] = "2099-03-01T09:00:00Z"
         if n >= single:
             for move in range(1, MOVES_PER_REORDERED_EVENT + 1):
@@ -362,14 +388,14 @@ def _run_batch(world: _World, workers: int, user_id: str, latency_ms: int = ZOOM
     world.zoom.set_latency(0)
     # Order kept: an event's records ran one after another (no overlap), and its last start won at Zoom.
     overlaps = sum(
-        1 for runs in spans.values() for (_, _, end), (_, start, _) in itertools.pairwise(runs)
-        if start < end
+        1 for runs in spans.values() for (_, _, end), (_, start, _) in itertools.pairwise(runs) if start < end
     )
     meetings_by_id = world.zoom.meetings()
     wrong = 0
     for event_id, start in final_start.items():
-        item = table.ddb.get_item(TableName=table.name, ConsistentRead=True,
-                                  Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}})["Item"]
+        item = table.ddb.get_item(
+            TableName=table.name, ConsistentRead=True, Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}}
+        )["Item"]
         meeting = meetings_by_id.get(item.get("zoom_meeting_id", {}).get("S", ""))
         wrong += meeting is None or meeting["start_time"] != start
     return {
@@ -406,9 +432,11 @@ def measure() -> dict[str, Any]:
         f"| mode | seconds (concurrent: median of {CONCURRENT_ROUNDS}) | Zoom calls | failed records "
         "| per-event order kept |",
         "|---|---:|---:|---:|---|",
-        *(f"| {label} ({row['workers']} worker{'s' if row['workers'] > 1 else ''}) | {row['seconds']} | "
-          f"{row['zoom_calls']} | {row['failed_records']} | {'yes' if row['per_event_order_kept'] else 'NO'} |"
-          for label, row in (("concurrent", concurrent), ("sequential", sequential))),
+        *(
+            f"| {label} ({row['workers']} worker{'s' if row['workers'] > 1 else ''}) | {row['seconds']} | "
+            f"{row['zoom_calls']} | {row['failed_records']} | {'yes' if row['per_event_order_kept'] else 'NO'} |"
+            for label, row in (("concurrent", concurrent), ("sequential", sequential))
+        ),
         "",
         f"Speed-up: {speedup}x (goal ≥ {SPEEDUP_GOAL}x). The same concurrent batch with Zoom answering at once "
         f"takes {floor['seconds']} s: of the {concurrent['zoom_calls'] * ZOOM_LATENCY_MS / 1000:g} s the batch waits "
@@ -419,9 +447,14 @@ def measure() -> dict[str, Any]:
     ]
     return {
         "calls_per_operation": calls,
-        "stream_batch": {"concurrent": concurrent, "sequential": sequential, "speedup": speedup,
-                         "concurrent_without_zoom_latency": floor,
-                         "goal": SPEEDUP_GOAL, "zoom_latency_ms": ZOOM_LATENCY_MS},
+        "stream_batch": {
+            "concurrent": concurrent,
+            "sequential": sequential,
+            "speedup": speedup,
+            "concurrent_without_zoom_latency": floor,
+            "goal": SPEEDUP_GOAL,
+            "zoom_latency_ms": ZOOM_LATENCY_MS,
+        },
         "markdown": "\n".join(lines),
     }
 

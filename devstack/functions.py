@@ -331,4 +331,3 @@ def _error_object(exc: BaseException, *, init: bool) -> dict[str, Any]:
 
 def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
-

@@ -170,8 +170,15 @@ def routes_from_template(registry: FunctionRegistry, configs: dict[str, ApiConfi
             pattern, specificity = _compile_path(resource)
             method = str(props["Method"]).upper()
             routes.append(
-                Route("ANY" if method == "ANY" else method, resource, spec.logical_id, api, authorizer, pattern,
-                      specificity)
+                Route(
+                    "ANY" if method == "ANY" else method,
+                    resource,
+                    spec.logical_id,
+                    api,
+                    authorizer,
+                    pattern,
+                    specificity,
+                )
             )
     return sorted(routes, key=lambda r: r.specificity)
 
@@ -338,8 +345,9 @@ class Gateway:
             if len(body) > MAX_PAYLOAD_BYTES:
                 raise _Refusal("REQUEST_TOO_LARGE")
             context = self._authorize(api, route, method, path, headers) if route.authorizer else None
-            response = self._integrate(route, method, target, params, headers, body, client_ip, host, context,
-                                       request_id, api)
+            response = self._integrate(
+                route, method, target, params, headers, body, client_ip, host, context, request_id, api
+            )
         except _Refusal as refusal:
             response = self._gateway_response(api, refusal.kind, request_id, refusal.message)
         response.headers.append(("x-amzn-RequestId", request_id))
@@ -482,8 +490,8 @@ class Gateway:
         text = message or default_message
         headers = dict((fallback.headers if fallback else {}) | (spec.headers if spec else {}))
         if chosen and chosen.templates:
-            content_type = "application/json" if "application/json" in chosen.templates else next(
-                iter(chosen.templates)
+            content_type = (
+                "application/json" if "application/json" in chosen.templates else next(iter(chosen.templates))
             )
             body = _render(chosen.templates[content_type], kind, text, request_id)
         else:
@@ -493,21 +501,21 @@ class Gateway:
             headers["x-amzn-ErrorType"] = ERROR_TYPES[kind]
         return Response(status, list(headers.items()), body.encode("utf-8"))
 
-    def _access(
-        self, request_id: str, ip: str, method: str, path: str, response: Response, began: float
-    ) -> None:
+    def _access(self, request_id: str, ip: str, method: str, path: str, response: Response, began: float) -> None:
         if self._access_log is None:
             return
         # Never headers, query strings or bodies: they carry tokens, codes and passwords.
-        line = json.dumps({
-            "requestId": request_id,
-            "ip": ip,
-            "method": method,
-            "path": path,
-            "status": response.status,
-            "latencyMs": round((time.monotonic() - began) * 1000, 1),
-            "user": response.principal,
-        })
+        line = json.dumps(
+            {
+                "requestId": request_id,
+                "ip": ip,
+                "method": method,
+                "path": path,
+                "status": response.status,
+                "latencyMs": round((time.monotonic() - began) * 1000, 1),
+                "user": response.principal,
+            }
+        )
         with self._log_lock:
             self._access_log.write(line + "\n")
 
@@ -667,15 +675,21 @@ class _InvokeHandler(_Handler):
         logical = registry.resolve_name(unquote(found.group("name"))) if found else None
         if logical is None:
             error = {"Type": "User", "Message": f"Function not found: {found.group('name') if found else ''}"}
-            self._send(404, [("x-amzn-ErrorType", "ResourceNotFoundException"),
-                             ("Content-Type", "application/json")], json.dumps(error).encode())
+            self._send(
+                404,
+                [("x-amzn-ErrorType", "ResourceNotFoundException"), ("Content-Type", "application/json")],
+                json.dumps(error).encode(),
+            )
             return
         try:
             event = json.loads(body) if body.strip() else {}
         except ValueError:
             error = {"Type": "User", "Message": "Could not parse request body into json"}
-            self._send(400, [("x-amzn-ErrorType", "InvalidRequestContentException"),
-                             ("Content-Type", "application/json")], json.dumps(error).encode())
+            self._send(
+                400,
+                [("x-amzn-ErrorType", "InvalidRequestContentException"), ("Content-Type", "application/json")],
+                json.dumps(error).encode(),
+            )
             return
         kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind == "DryRun":
@@ -686,8 +700,11 @@ class _InvokeHandler(_Handler):
             self._send(202, [], b"")
             return
         invocation = registry.invoke(logical, event)
-        headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST"),
-                   ("x-amzn-RequestId", invocation.request_id)]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("X-Amz-Executed-Version", "$LATEST"),
+            ("x-amzn-RequestId", invocation.request_id),
+        ]
         if invocation.error is not None:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
             payload = invocation.error

@@ -88,17 +88,19 @@ def stream_mappings(registry: FunctionRegistry, resolver: Resolver) -> list[Stre
         for name, raw in spec.events_of_type("DynamoDB").items():
             props = resolver.resolve(raw)
             destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-            found.append(StreamMapping(
-                **_mapping_base(spec, props),
-                event=name,
-                stream_arn=str(props["Stream"]),
-                starting_position=str(props.get("StartingPosition", "LATEST")),
-                batch_size=int(props.get("BatchSize", 100)),
-                bisect=bool(props.get("BisectBatchOnFunctionError", False)),
-                max_retries=int(props.get("MaximumRetryAttempts", -1)),
-                max_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
-                on_failure_arn=str(destination) if destination else None,
-            ))
+            found.append(
+                StreamMapping(
+                    **_mapping_base(spec, props),
+                    event=name,
+                    stream_arn=str(props["Stream"]),
+                    starting_position=str(props.get("StartingPosition", "LATEST")),
+                    batch_size=int(props.get("BatchSize", 100)),
+                    bisect=bool(props.get("BisectBatchOnFunctionError", False)),
+                    max_retries=int(props.get("MaximumRetryAttempts", -1)),
+                    max_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
+                    on_failure_arn=str(destination) if destination else None,
+                )
+            )
     return found
 
 
@@ -107,12 +109,14 @@ def queue_mappings(registry: FunctionRegistry, resolver: Resolver) -> list[Queue
     for spec in registry.specs.values():
         for name, raw in spec.events_of_type("SQS").items():
             props = resolver.resolve(raw)
-            found.append(QueueMapping(
-                **_mapping_base(spec, props),
-                event=name,
-                queue_arn=str(props["Queue"]),
-                batch_size=int(props.get("BatchSize", 10)),
-            ))
+            found.append(
+                QueueMapping(
+                    **_mapping_base(spec, props),
+                    event=name,
+                    queue_arn=str(props["Queue"]),
+                    batch_size=int(props.get("BatchSize", 10)),
+                )
+            )
     return found
 
 
@@ -337,8 +341,13 @@ class StreamPoller(_Poller):
             outcome = "ok" if failed_at is None else f"retry from record {failed_at + 1}"
         log.info(
             "%s <- %d record(s) from %s, sequence numbers %s..%s, request %s: %s",
-            self.mapping.function, len(records), shard_id, records[0]["dynamodb"]["SequenceNumber"],
-            records[-1]["dynamodb"]["SequenceNumber"], invocation.request_id, outcome,
+            self.mapping.function,
+            len(records),
+            shard_id,
+            records[0]["dynamodb"]["SequenceNumber"],
+            records[-1]["dynamodb"]["SequenceNumber"],
+            invocation.request_id,
+            outcome,
         )
         return invocation, failed_at
 
@@ -352,9 +361,7 @@ class StreamPoller(_Poller):
         if not failures:
             return None
         order = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(records)}
-        indexes = [
-            order.get(f.get("itemIdentifier")) if isinstance(f, dict) else None for f in failures
-        ]
+        indexes = [order.get(f.get("itemIdentifier")) if isinstance(f, dict) else None for f in failures]
         # An identifier that names no record of the batch makes Lambda treat the whole batch as failed.
         if any(i is None for i in indexes):
             return 0
@@ -371,7 +378,11 @@ class StreamPoller(_Poller):
         first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
         log.warning(
             "%s: %s for %d record(s), sequence numbers %s..%s",
-            self.mapping.function, condition, len(records), first["SequenceNumber"], last["SequenceNumber"],
+            self.mapping.function,
+            condition,
+            len(records),
+            first["SequenceNumber"],
+            last["SequenceNumber"],
         )
         if not self.mapping.on_failure_arn:
             return
@@ -436,13 +447,16 @@ class QueuePoller(_Poller):
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + mapping.window_s
         while len(messages) < mapping.batch_size:
-            received = self._sqs.receive_message(
-                QueueUrl=self._url,
-                MaxNumberOfMessages=min(SQS_MAX_MESSAGES, mapping.batch_size - len(messages)),
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
-            ).get("Messages") or []
+            received = (
+                self._sqs.receive_message(
+                    QueueUrl=self._url,
+                    MaxNumberOfMessages=min(SQS_MAX_MESSAGES, mapping.batch_size - len(messages)),
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                    WaitTimeSeconds=0,
+                ).get("Messages")
+                or []
+            )
             messages.extend(received)
             if time.monotonic() >= deadline or (not received and not messages):
                 break
@@ -454,7 +468,10 @@ class QueuePoller(_Poller):
         failed = self._failed_ids(messages, invocation)
         log.info(
             "%s <- %d message(s), request %s: %d failed",
-            mapping.function, len(messages), invocation.request_id, len(failed),
+            mapping.function,
+            len(messages),
+            invocation.request_id,
+            len(failed),
         )
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), SQS_MAX_MESSAGES):
@@ -541,7 +558,5 @@ def build_pollers(
     """A poller for every DynamoDB and SQS event of the template (not started)."""
     return Pollers(
         streams=[StreamPoller(m, registry, endpoint_url, retry) for m in stream_mappings(registry, resolver)],
-        queues=[
-            QueuePoller(m, registry, endpoint_url, visibility_scale) for m in queue_mappings(registry, resolver)
-        ],
+        queues=[QueuePoller(m, registry, endpoint_url, visibility_scale) for m in queue_mappings(registry, resolver)],
     )

@@ -148,8 +148,12 @@ def start_stack(options: StackOptions) -> StackHandle:
     in a test process that holds other moto servers, run the stack as a process of its own instead
     (devstack.stack_process.start_stack_process).
     """
-    for port, option in ((options.api_port, "--api-port"), (options.aws_port, "--aws-port"),
-                         (options.zoom_port, "--zoom-port"), (options.lambda_port, "--lambda-port")):
+    for port, option in (
+        (options.api_port, "--api-port"),
+        (options.aws_port, "--aws-port"),
+        (options.zoom_port, "--zoom-port"),
+        (options.lambda_port, "--lambda-port"),
+    ):
         _ensure_free(options.host, port, option)
     state_dir = options.state_dir.resolve()
     logs_dir = state_dir / "logs"
@@ -159,11 +163,7 @@ def start_stack(options: StackOptions) -> StackHandle:
     closer = contextlib.ExitStack()
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="directory") as pool:
-            directory = (
-                pool.submit(_start_directory)
-                if options.directory and "LDAP_URL" not in overrides
-                else None
-            )
+            directory = pool.submit(_start_directory) if options.directory and "LDAP_URL" not in overrides else None
             try:
                 return _start_rest(options, template, overrides, logs_dir, state_dir, directory, closer)
             finally:
@@ -225,8 +225,13 @@ def _start_rest(
         info = directory.result()[0]
         settings |= info.env()
         demo_users = [
-            {"username": u.username, "password": u.password, "upn": u.upn, "display_name": u.display_name,
-             "role": u.role}
+            {
+                "username": u.username,
+                "password": u.password,
+                "upn": u.upn,
+                "display_name": u.display_name,
+                "role": u.role,
+            }
             for u in info.users
         ]
     settings |= overrides
@@ -415,10 +420,18 @@ def _running_stack(path: Path) -> dict[str, Any] | None:
 
 @contextlib.contextmanager
 def _temporary_stack(state_dir: Path, template_path: Path) -> Iterator[StackHandle]:
-    handle = start_stack(StackOptions(
-        api_port=0, aws_port=0, zoom_port=0, lambda_port=0, directory=False,
-        state_dir=state_dir / "invoke", template_path=template_path, route_output=True,
-    ))
+    handle = start_stack(
+        StackOptions(
+            api_port=0,
+            aws_port=0,
+            zoom_port=0,
+            lambda_port=0,
+            directory=False,
+            state_dir=state_dir / "invoke",
+            template_path=template_path,
+            route_output=True,
+        )
+    )
     try:
         yield handle
     finally:
@@ -431,8 +444,9 @@ def _temporary_stack(state_dir: Path, template_path: Path) -> Iterator[StackHand
 def _configure_logging(logs_dir: Path) -> None:
     logs_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(logs_dir / "stack.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
-                                           "%Y-%m-%dT%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+    )
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("devstack").setLevel(logging.INFO)
 
@@ -471,16 +485,18 @@ def _run(args: argparse.Namespace) -> int:
     began = time.monotonic()
     handle = None
     try:
-        handle = start_stack(StackOptions(
-            api_port=args.api_port,
-            aws_port=args.aws_port,
-            zoom_port=args.zoom_port,
-            lambda_port=args.lambda_port,
-            state_dir=state_dir,
-            directory=not args.no_directory,
-            keep_directory=args.keep_directory,
-            route_output=True,
-        ))
+        handle = start_stack(
+            StackOptions(
+                api_port=args.api_port,
+                aws_port=args.aws_port,
+                zoom_port=args.zoom_port,
+                lambda_port=args.lambda_port,
+                state_dir=state_dir,
+                directory=not args.no_directory,
+                keep_directory=args.keep_directory,
+                route_output=True,
+            )
+        )
         log.info("stack up in %.2f s", time.monotonic() - began)
         print(_banner(handle, time.monotonic() - began, state_dir), file=terminal, flush=True)
         while True:
@@ -507,16 +523,18 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--api-port", type=int, default=3000)
     parser.add_argument("--aws-port", type=int, default=4566)
     parser.add_argument("--zoom-port", type=int, default=8090)
     parser.add_argument("--lambda-port", type=int, default=3001)
     parser.add_argument("--state-dir", default=str(ROOT / ".local"))
     parser.add_argument("--no-directory", action="store_true", help="do not start the demo directory")
-    parser.add_argument("--keep-directory", action="store_true",
-                        help="leave a demo directory started here running when the stack stops")
+    parser.add_argument(
+        "--keep-directory", action="store_true", help="leave a demo directory started here running when the stack stops"
+    )
     commands = parser.add_subparsers(dest="command")
     invoke = commands.add_parser("invoke", help="invoke a function of the running stack (make keeper)")
     invoke.add_argument("function", help="logical id (TokenKeeperFunction), function name or ARN")

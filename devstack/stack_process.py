@@ -140,12 +140,24 @@ def start_stack_process(
     api, aws, zoom, lam = free_ports(4)
     output = state_dir / "run.out"
     command = [
-        sys.executable, "-m", "devstack.run",
-        "--api-port", str(api), "--aws-port", str(aws), "--zoom-port", str(zoom), "--lambda-port", str(lam),
-        "--state-dir", str(state_dir), *extra_args,
+        sys.executable,
+        "-m",
+        "devstack.run",
+        "--api-port",
+        str(api),
+        "--aws-port",
+        str(aws),
+        "--zoom-port",
+        str(zoom),
+        "--lambda-port",
+        str(lam),
+        "--state-dir",
+        str(state_dir),
+        *extra_args,
     ]
-    environment = {k: v for k, v in (os.environ if env is None else env).items()
-                   if not k.startswith("AWS_ENDPOINT_URL")}
+    environment = {
+        k: v for k, v in (os.environ if env is None else env).items() if not k.startswith("AWS_ENDPOINT_URL")
+    }
     with output.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
     running = StackProcess(process, {}, state_dir)

@@ -91,7 +91,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Condition":
@@ -142,8 +142,4 @@ class Resolver:
 
 
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {
-        name: spec
-        for name, spec in (template.get("Resources") or {}).items()
-        if spec.get("Type") == resource_type
-    }
+    return {name: spec for name, spec in (template.get("Resources") or {}).items() if spec.get("Type") == resource_type}

@@ -313,12 +313,14 @@ def _register_api(app: Flask, store: Store) -> None:
         offset = _page_offset(request.args.get("next_page_token", ""), user, kind)
         meetings, total = store.list_meetings(user, kind, offset, page_size)
         following = offset + page_size
-        return _json({
-            "page_size": page_size,
-            "total_records": total,
-            "next_page_token": _page_token(user, kind, following) if following < total else "",
-            "meetings": meetings,
-        })
+        return _json(
+            {
+                "page_size": page_size,
+                "total_records": total,
+                "next_page_token": _page_token(user, kind, following) if following < total else "",
+                "meetings": meetings,
+            }
+        )
 
     @app.get("/v2/meetings/<meeting_id>")
     def get_meeting(meeting_id: str) -> Response:

@@ -32,8 +32,9 @@ E2EStack = StackProcess
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
-    running = start_stack_process(tmp_path_factory.mktemp("stack"), extra_args=["--keep-directory"],
-                                  timeout=START_TIMEOUT_S)
+    running = start_stack_process(
+        tmp_path_factory.mktemp("stack"), extra_args=["--keep-directory"], timeout=START_TIMEOUT_S
+    )
     try:
         yield running
     finally:

@@ -20,8 +20,14 @@ from tests.conftest import reset_process_caches
 from tests.e2e.conftest import E2EStack
 
 SCREENSHOT = ROOT / "docs" / "account-page.png"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +54,14 @@ def page(browser: Browser) -> Iterator[Page]:
 def stack_store(stack: E2EStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The preferences store of the running stack (its moto server), to give users rows to see."""
     region = stack.info["region"]
-    env = {"AWS_ENDPOINT_URL": stack.aws_endpoint_url, "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
-           "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-           "PREFERENCES_TABLE": stack.info["tables"]["PreferencesTable"]}
+    env = {
+        "AWS_ENDPOINT_URL": stack.aws_endpoint_url,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "PREFERENCES_TABLE": stack.info["tables"]["PreferencesTable"],
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     reset_process_caches()
@@ -62,7 +73,9 @@ def stack_store(stack: E2EStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
 
 def api(stack: E2EStack, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
     request = urllib.request.Request(
-        stack.api_url + path, method=method, data=None if body is None else json.dumps(body).encode(),
+        stack.api_url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
         headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
     )
     try:

@@ -22,8 +22,12 @@ from devstack.zoom_emulator import complete_consent
 from tests.e2e.conftest import E2EStack
 
 T = TypeVar("T")
-FUTURE = {"subject": "Quarterly planning", "start": "2099-03-29T01:30:00+01:00", "end": "2099-03-29T03:30:00+02:00",
-          "time_zone": "Europe/Berlin"}  # across Berlin's DST change: one hour, 00:30Z
+FUTURE = {
+    "subject": "Quarterly planning",
+    "start": "2099-03-29T01:30:00+01:00",
+    "end": "2099-03-29T03:30:00+02:00",
+    "time_zone": "Europe/Berlin",
+}  # across Berlin's DST change: one hour, 00:30Z
 CREATE = ("POST", "/v2/users/me/meetings")
 
 
@@ -48,8 +52,13 @@ class Emulator:
         return answer.json() if answer.content else None
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
-        return [c for c in self._http("GET", "/calls") if c["path"].startswith("/v2/")
-                and (method is None or c["method"] == method) and (path is None or c["path"] == path)]
+        return [
+            c
+            for c in self._http("GET", "/calls")
+            if c["path"].startswith("/v2/")
+            and (method is None or c["method"] == method)
+            and (path is None or c["path"] == path)
+        ]
 
     def clear(self) -> None:
         self._http("DELETE", "/calls")
@@ -76,10 +85,16 @@ class User:
     user_id: str
     upn: str
 
-    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-             timeout: float = 30) -> requests.Response:
-        return requests.request(method, f"{self.api_url}{path}", json=body, timeout=timeout,
-                                headers={"Authorization": f"Bearer {self.token}", **(headers or {})})
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 30
+    ) -> requests.Response:
+        return requests.request(
+            method,
+            f"{self.api_url}{path}",
+            json=body,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {self.token}", **(headers or {})},
+        )
 
     def connect_zoom(self) -> None:
         authorize_url = self.call("GET", "/v1/zoom/authorize").json()["authorize_url"]
@@ -92,8 +107,9 @@ class User:
 
 def sign_in(stack: E2EStack, role: str) -> User:
     demo = stack.user(role)
-    answer = requests.post(f"{stack.api_url}/v1/session", json={"username": demo["username"],
-                                                               "password": demo["password"]}, timeout=30)
+    answer = requests.post(
+        f"{stack.api_url}/v1/session", json={"username": demo["username"], "password": demo["password"]}, timeout=30
+    )
     assert answer.status_code == 201, answer.text
     body = answer.json()
     return User(stack.api_url, body["token"], body["user"]["id"], demo["upn"])
@@ -115,22 +131,24 @@ class Calendar:
         names = {f"#a{n}": name for n, name in enumerate(attributes)}
         values = {f":a{n}": {"BOOL": v} if isinstance(v, bool) else {"S": v} for n, v in enumerate(attributes.values())}
         self.ddb.update_item(
-            TableName=self.table, Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}},
+            TableName=self.table,
+            Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}},
             UpdateExpression="SET " + ", ".join(f"#a{n} = :a{n}" for n in range(len(attributes))),
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )
 
     def delete(self, user_id: str, event_id: str) -> None:
         self.ddb.delete_item(TableName=self.table, Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}})
 
     def item(self, user_id: str, event_id: str) -> dict[str, Any]:
-        answer = self.ddb.get_item(TableName=self.table, ConsistentRead=True,
-                                   Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}})
+        answer = self.ddb.get_item(
+            TableName=self.table, ConsistentRead=True, Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}}
+        )
         return {k: next(iter(v.values())) for k, v in answer.get("Item", {}).items()}
 
     def status_of(self, user_id: str, event_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
-        return wait_for(lambda: (item := self.item(user_id, event_id)).get("zoom_status") == status and item,
-                        timeout)
+        return wait_for(lambda: (item := self.item(user_id, event_id)).get("zoom_status") == status and item, timeout)
 
 
 @pytest.fixture(scope="session")
@@ -187,8 +205,12 @@ def test_compose_link_over_http_with_an_idempotency_key(zoom: Emulator, alice: U
 
 def test_event_routes_create_move_once_and_delete(zoom: Emulator, alice: User) -> None:
     path = f"/v1/events/{uuid.uuid4()}/zoom"
-    body = {"topic": "Review", "start": "2099-11-01T01:30:00-04:00", "end": "2099-11-01T01:15:00-05:00",
-            "time_zone": "America/New_York"}
+    body = {
+        "topic": "Review",
+        "start": "2099-11-01T01:30:00-04:00",
+        "end": "2099-11-01T01:15:00-05:00",
+        "time_zone": "America/New_York",
+    }
     first = alice.call("PUT", path, body)
     assert first.status_code == 200, first.text
     assert (first.json()["start_time"], first.json()["duration_minutes"]) == ("2099-11-01T05:30:00Z", 45)
@@ -215,9 +237,11 @@ COMPOSE_FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(("fault", "status"), COMPOSE_FAULTS,
-                         ids=["429-retry-after", "429-backoff", "429-daily", "500", "503", "401", "malformed",
-                              "timeout"])
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    COMPOSE_FAULTS,
+    ids=["429-retry-after", "429-backoff", "429-daily", "500", "503", "401", "malformed", "timeout"],
+)
 def test_compose_link_zoom_fault_matrix(zoom: Emulator, alice: User, fault: dict[str, Any], status: int) -> None:
     zoom.fault("POST", "/v2/users/me/meetings", **fault)
     answer = alice.call("POST", "/v1/compose-link", {})
@@ -230,15 +254,18 @@ def test_compose_link_zoom_fault_matrix(zoom: Emulator, alice: User, fault: dict
         assert len(zoom.calls(*CREATE)) == 1
 
 
-@pytest.mark.parametrize(("method", "fault", "status"), [
-    ("PATCH", {"status": 500}, 200),
-    ("PATCH", {"status": 429, "retry_after": 1}, 200),
-    ("PATCH", {"status": 404}, 200),  # deleted at Zoom meanwhile: a new meeting replaces it
-    ("PATCH", {"status": 503, "times": 3}, 502),
-    ("DELETE", {"status": 404}, 204),  # 3001: counts as deleted
-    ("DELETE", {"status": 500}, 204),
-    ("DELETE", {"status": 401}, 204),
-])
+@pytest.mark.parametrize(
+    ("method", "fault", "status"),
+    [
+        ("PATCH", {"status": 500}, 200),
+        ("PATCH", {"status": 429, "retry_after": 1}, 200),
+        ("PATCH", {"status": 404}, 200),  # deleted at Zoom meanwhile: a new meeting replaces it
+        ("PATCH", {"status": 503, "times": 3}, 502),
+        ("DELETE", {"status": 404}, 204),  # 3001: counts as deleted
+        ("DELETE", {"status": 500}, 204),
+        ("DELETE", {"status": 401}, 204),
+    ],
+)
 def test_event_route_zoom_fault_matrix(
     zoom: Emulator, alice: User, method: str, fault: dict[str, Any], status: int
 ) -> None:
@@ -264,8 +291,11 @@ def test_stream_create_move_once_no_calls_for_unrelated_edits_toggle_and_remove(
     item = calendar.status_of(alice.user_id, event_id, "scheduled")
     meeting_id = item["zoom_meeting_id"]
     meeting = zoom.meetings()[meeting_id]
-    assert (meeting["start_time"], meeting["duration"], meeting["timezone"]) == ("2099-03-29T00:30:00Z", 60,
-                                                                                "Europe/Berlin")
+    assert (meeting["start_time"], meeting["duration"], meeting["timezone"]) == (
+        "2099-03-29T00:30:00Z",
+        60,
+        "Europe/Berlin",
+    )
     settle()  # the write-back's own stream record comes and goes
     assert len(zoom.calls()) == 1
 
@@ -308,10 +338,16 @@ def test_replayed_and_concurrent_records_make_one_meeting(
     lam = aws_client("lambda", stack.info["lambda_endpoint_url"])
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(
-            lambda _: json.loads(lam.invoke(FunctionName="CalendarStreamFunction",
-                                            Payload=json.dumps({"Records": records * 3}))["Payload"].read()),
-            range(4)))
+        answers = list(
+            pool.map(
+                lambda _: json.loads(
+                    lam.invoke(FunctionName="CalendarStreamFunction", Payload=json.dumps({"Records": records * 3}))[
+                        "Payload"
+                    ].read()
+                ),
+                range(4),
+            )
+        )
     assert all(answer == {"batchItemFailures": []} for answer in answers)
     assert len(zoom.calls(*CREATE)) == 1
     assert calendar.item(alice.user_id, event_id)["zoom_meeting_id"] == meeting_id
@@ -323,28 +359,34 @@ def _stream_records(stack: E2EStack, user_id: str, event_id: str) -> list[dict[s
     table = stack.aws("dynamodb").describe_table(TableName=stack.info["calendar_table"])["Table"]
     streams = stack.aws("dynamodbstreams")
     shard = streams.describe_stream(StreamArn=table["LatestStreamArn"])["StreamDescription"]["Shards"][0]
-    iterator = streams.get_shard_iterator(StreamArn=table["LatestStreamArn"], ShardId=shard["ShardId"],
-                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=table["LatestStreamArn"], ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
     found = []
     while iterator:
         page = streams.get_records(ShardIterator=iterator, Limit=1000)
-        found += [as_lambda_record(r, table["LatestStreamArn"]) for r in page["Records"]
-                  if r["dynamodb"]["Keys"]["event_id"]["S"] == event_id
-                  and r["dynamodb"]["Keys"]["user_id"]["S"] == user_id]
+        found += [
+            as_lambda_record(r, table["LatestStreamArn"])
+            for r in page["Records"]
+            if r["dynamodb"]["Keys"]["event_id"]["S"] == event_id and r["dynamodb"]["Keys"]["user_id"]["S"] == user_id
+        ]
         iterator = page.get("NextShardIterator") if page["Records"] else None
     return found
 
 
-@pytest.mark.parametrize(("fault", "outcome"), [
-    ({"status": 429, "retry_after": 1}, "scheduled"),
-    ({"status": 429}, "scheduled"),
-    ({"status": 500}, "scheduled"),
-    ({"status": 503, "times": 3}, "scheduled"),  # the record fails; the stream mapping's retry succeeds
-    ({"delay_ms": 8500}, "scheduled"),  # a slow create is waited for, not sent twice
-    ({"status": 201, "body": "nonsense"}, "scheduled"),
-    ({"status": 401}, "scheduled"),
-    ({"status": 400, "body": '{"code": 300, "message": "Invalid field."}'}, "failed"),
-])
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        ({"status": 429, "retry_after": 1}, "scheduled"),
+        ({"status": 429}, "scheduled"),
+        ({"status": 500}, "scheduled"),
+        ({"status": 503, "times": 3}, "scheduled"),  # the record fails; the stream mapping's retry succeeds
+        ({"delay_ms": 8500}, "scheduled"),  # a slow create is waited for, not sent twice
+        ({"status": 201, "body": "nonsense"}, "scheduled"),
+        ({"status": 401}, "scheduled"),
+        ({"status": 400, "body": '{"code": 300, "message": "Invalid field."}'}, "failed"),
+    ],
+)
 def test_stream_zoom_fault_matrix(
     zoom: Emulator, alice: User, calendar: Calendar, fault: dict[str, Any], outcome: str
 ) -> None:
@@ -369,14 +411,29 @@ def test_a_record_that_keeps_failing_reaches_the_dlq_and_the_replay_recovers_it(
     zoom.fault("POST", "/v2/users/me/meetings", status=503, times=1000)
     calendar.put(alice.user_id, event_id, **FUTURE, zoom=True)
     attributes = wait_for(
-        lambda: int(sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
-            "Attributes"]["ApproximateNumberOfMessages"]) > 0, timeout=90, interval=0.5)
+        lambda: (
+            int(
+                sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                    "ApproximateNumberOfMessages"
+                ]
+            )
+            > 0
+        ),
+        timeout=90,
+        interval=0.5,
+    )
     assert attributes
     assert "zoom_status" not in calendar.item(alice.user_id, event_id)  # nothing was written for it
 
     zoom.clear()  # Zoom is back
-    done = subprocess.run([sys.executable, "scripts/replay_dlq.py", "--state-dir", str(stack.state_dir)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "scripts/replay_dlq.py", "--state-dir", str(stack.state_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(done.stdout)
     assert summary["replayed"] >= 1 and summary["kept"] == 0
@@ -405,8 +462,9 @@ def test_the_sweep_after_connecting_gives_waiting_events_their_meetings(
     admin.disconnect_zoom()
     waiting, ended = f"e2e-{uuid.uuid4()}", f"e2e-{uuid.uuid4()}"
     calendar.put(admin.user_id, waiting, **FUTURE, zoom=True)
-    calendar.put(admin.user_id, ended, **{**FUTURE, "start": "2020-01-01T10:00:00Z", "end": "2020-01-01T11:00:00Z"},
-                 zoom=True)
+    calendar.put(
+        admin.user_id, ended, **{**FUTURE, "start": "2020-01-01T10:00:00Z", "end": "2020-01-01T11:00:00Z"}, zoom=True
+    )
     item = calendar.status_of(admin.user_id, waiting, "authorization_required")
     assert item["zoom_error"]
     calendar.status_of(admin.user_id, ended, "authorization_required")

@@ -134,12 +134,14 @@ def inproc(local_aws: LocalResources, inproc_emulator: EmulatorHandle) -> Iterat
     from tests.conftest import reset_process_caches
 
     env = stack_environment(local_aws)
-    env.update({
-        "ZOOM_CLIENT_ID": inproc_emulator.config.client_id,
-        "ZOOM_OAUTH_BASE_URL": inproc_emulator.oauth_base_url,
-        "ZOOM_API_BASE_URL": inproc_emulator.api_base_url,
-        "POWERTOOLS_METRICS_NAMESPACE": "LinkZoomTest",
-    })
+    env.update(
+        {
+            "ZOOM_CLIENT_ID": inproc_emulator.config.client_id,
+            "ZOOM_OAUTH_BASE_URL": inproc_emulator.oauth_base_url,
+            "ZOOM_API_BASE_URL": inproc_emulator.api_base_url,
+            "POWERTOOLS_METRICS_NAMESPACE": "LinkZoomTest",
+        }
+    )
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)

@@ -42,11 +42,20 @@ class ApiUser:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-             *, token: str | None = None, timeout: float = HTTP_TIMEOUT_S) -> requests.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = HTTP_TIMEOUT_S,
+    ) -> requests.Response:
         auth = {"Authorization": f"Bearer {token or self.token}"}
-        return self.http.request(method, f"{self.api_url}{path}", json=body, timeout=timeout,
-                                 headers={**auth, **(headers or {})})
+        return self.http.request(
+            method, f"{self.api_url}{path}", json=body, timeout=timeout, headers={**auth, **(headers or {})}
+        )
 
     def connected(self) -> bool:
         return bool(self.call("GET", "/v1/features").json()["zoom"]["connected"])
@@ -63,8 +72,11 @@ class ApiUser:
 
 
 def sign_in(api_url: str, demo: dict[str, str], secrets: SecretRegistry | None = None) -> ApiUser:
-    answer = requests.post(f"{api_url}/v1/session", json={"username": demo["username"], "password": demo["password"]},
-                           timeout=HTTP_TIMEOUT_S)
+    answer = requests.post(
+        f"{api_url}/v1/session",
+        json={"username": demo["username"], "password": demo["password"]},
+        timeout=HTTP_TIMEOUT_S,
+    )
     assert answer.status_code == 201, answer.text
     body = answer.json()
     if secrets is not None:
@@ -259,8 +271,9 @@ class AwsFaultProxy:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="aws-fault-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="aws-fault-proxy", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -268,8 +281,15 @@ class AwsFaultProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def fail(self, target: str, code: str, *, status: int = 400, times: int = 1,
-             when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    def fail(
+        self,
+        target: str,
+        code: str,
+        *,
+        status: int = 400,
+        times: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         with self._lock:
             self._faults.append(AwsFault(target, code, status, times, when or (lambda _: True)))
 
@@ -381,17 +401,28 @@ def route_of(method: str, path: str) -> tuple[str, dict[str, str], str]:
     raise KeyError(f"no route for {method} {path}")
 
 
-def invoke_api(functions: dict[str, Any], method: str, path: str, authorizer: dict[str, Any] | None = None,
-               body: Any = None, headers: dict[str, str] | None = None, remaining_s: float = 25.0) -> Answer:
+def invoke_api(
+    functions: dict[str, Any],
+    method: str,
+    path: str,
+    authorizer: dict[str, Any] | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    remaining_s: float = 25.0,
+) -> Answer:
     """Calls the function API Gateway would call, with the event it would build (HTTP on loopback)."""
     from devstack.events import api_event
     from tests.integration.connection.zoom_flow import FakeContext
 
     resource, parameters, folder = route_of(method, path)
     event = api_event(
-        method, path, resource=resource, path_parameters=parameters or None,
+        method,
+        path,
+        resource=resource,
+        path_parameters=parameters or None,
         headers={"X-Forwarded-Proto": "http", **(headers or {})},
-        body=body if isinstance(body, str) or body is None else json.dumps(body), authorizer=authorizer,
+        body=body if isinstance(body, str) or body is None else json.dumps(body),
+        authorizer=authorizer,
     )
     result = functions[folder].handler(event, FakeContext(remaining_ms=int(remaining_s * 1000)))
     return Answer.of(result)

@@ -34,8 +34,11 @@ FUTURE = {"subject": "AWS drill", "start": "2099-07-01T10:00:00Z", "end": "2099-
 EVENT_BODY = {"topic": "AWS drill", "start": FUTURE["start"], "end": FUTURE["end"]}
 LASTING = 50  # more than every retry of one request
 # What an answer must never show: vendor error names, library and table names, Python's traces.
-INTERNAL = re.compile(r"Traceback|botocore|pynamodb|Exception|Throughput|TrentService|DynamoDB|\.py\b|"
-                      r"link-zoom-local|arn:aws", re.IGNORECASE)
+INTERNAL = re.compile(
+    r"Traceback|botocore|pynamodb|Exception|Throughput|TrentService|DynamoDB|\.py\b|"
+    r"link-zoom-local|arn:aws",
+    re.IGNORECASE,
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +87,9 @@ def meetings_of(zoom: EmulatorHandle, person: Person) -> list[str]:
     return [str(m["id"]) for m in zoom.state.meetings() if m["host_email"] == person.email.lower()]
 
 
-def deliver(functions: dict[str, Any], calendar: CalendarTable, user_id: str,
-            records: list[dict[str, Any]] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+def deliver(
+    functions: dict[str, Any], calendar: CalendarTable, user_id: str, records: list[dict[str, Any]] | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
     if records is None:
         records = [r for r in calendar.new_records() if r["dynamodb"]["Keys"]["user_id"]["S"] == user_id]
     answer = functions["calendar_stream"].handler({"Records": records}, FakeContext(remaining_ms=120_000))
@@ -105,18 +109,28 @@ def test_a_short_throttle_is_absorbed_by_the_retries(
     assert meetings_of(zoom, person) == [answer.json()["meeting_id"]]
 
 
-@pytest.mark.parametrize(("method", "path", "target", "table"), [
-    ("POST", "/v1/compose-link", "GetItem", "ZoomConnections"),
-    ("PUT", "/v1/events/{event}/zoom", "PutItem", "MeetingLinks"),  # the claim
-    ("DELETE", "/v1/events/{event}/zoom", "GetItem", "MeetingLinks"),
-    ("GET", "/v1/account/preferences", "Query", "Preferences"),
-    ("GET", "/v1/features", "GetItem", "ZoomConnections"),
-    ("DELETE", "/v1/account/preferences/Zoom/oauth", "GetItem", "ZoomConnections"),
-    ("GET", "/v1/zoom/authorize", "PutItem", "OAuthStates"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "target", "table"),
+    [
+        ("POST", "/v1/compose-link", "GetItem", "ZoomConnections"),
+        ("PUT", "/v1/events/{event}/zoom", "PutItem", "MeetingLinks"),  # the claim
+        ("DELETE", "/v1/events/{event}/zoom", "GetItem", "MeetingLinks"),
+        ("GET", "/v1/account/preferences", "Query", "Preferences"),
+        ("GET", "/v1/features", "GetItem", "ZoomConnections"),
+        ("DELETE", "/v1/account/preferences/Zoom/oauth", "GetItem", "ZoomConnections"),
+        ("GET", "/v1/zoom/authorize", "PutItem", "OAuthStates"),
+    ],
+)
 def test_lasting_throttling_is_a_clear_error_and_makes_nothing(
-    method: str, path: str, target: str, table: str, aws: AwsFaultProxy, zoom: EmulatorHandle,
-    functions: dict[str, Any], person: Person, secrets: SecretRegistry,
+    method: str,
+    path: str,
+    target: str,
+    table: str,
+    aws: AwsFaultProxy,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    person: Person,
+    secrets: SecretRegistry,
 ) -> None:
     aws.fail(DDB + target, THROTTLED, times=LASTING, when=table_is(table))
     body = EVENT_BODY if method == "PUT" else ({} if method == "POST" else None)
@@ -145,15 +159,23 @@ def test_a_throttled_link_write_after_zoom_made_the_meeting_leaves_no_second_mee
     assert meetings_of(zoom, person) == [again.json()["meeting_id"]]
 
 
-@pytest.mark.parametrize(("target", "table"), [
-    ("GetItem", "Calendar"),  # reading the item
-    ("PutItem", "MeetingLinks"),  # the claim, before Zoom is called
-    ("UpdateItem", "MeetingLinks"),  # recording the meeting Zoom made
-    ("UpdateItem", "Calendar"),  # the write-back
-    ("GetItem", "ZoomConnections"),  # the user's tokens
-])
+@pytest.mark.parametrize(
+    ("target", "table"),
+    [
+        ("GetItem", "Calendar"),  # reading the item
+        ("PutItem", "MeetingLinks"),  # the claim, before Zoom is called
+        ("UpdateItem", "MeetingLinks"),  # recording the meeting Zoom made
+        ("UpdateItem", "Calendar"),  # the write-back
+        ("GetItem", "ZoomConnections"),  # the user's tokens
+    ],
+)
 def test_a_stream_record_hit_by_lasting_throttling_is_retried_and_makes_one_meeting(
-    target: str, table: str, aws: AwsFaultProxy, zoom: EmulatorHandle, functions: dict[str, Any], person: Person,
+    target: str,
+    table: str,
+    aws: AwsFaultProxy,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    person: Person,
     calendar: CalendarTable,
 ) -> None:
     event_id = f"evt-{uuid.uuid4()}"
@@ -227,11 +249,18 @@ def test_a_short_kms_outage_is_absorbed(
     assert aws.injected() == [KMS + "Decrypt"]
 
 
-@pytest.mark.parametrize(("code", "status"), [("KMSInternalException", 500), ("ThrottlingException", 400),
-                                              ("DisabledException", 400)])
+@pytest.mark.parametrize(
+    ("code", "status"), [("KMSInternalException", 500), ("ThrottlingException", 400), ("DisabledException", 400)]
+)
 def test_kms_failing_to_decrypt_is_a_clear_error_and_a_retried_record(
-    code: str, status: int, aws: AwsFaultProxy, zoom: EmulatorHandle, functions: dict[str, Any], person: Person,
-    calendar: CalendarTable, secrets: SecretRegistry,
+    code: str,
+    status: int,
+    aws: AwsFaultProxy,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    person: Person,
+    calendar: CalendarTable,
+    secrets: SecretRegistry,
 ) -> None:
     from link_zoom.adapters import crypto
 
@@ -280,8 +309,12 @@ def test_kms_failing_while_the_callback_stores_the_connection_is_a_page_and_revo
 
 
 def test_the_switch_unreadable_is_a_clear_error_and_a_retried_record(
-    aws: AwsFaultProxy, zoom: EmulatorHandle, functions: dict[str, Any], person: Person,
-    calendar: CalendarTable, secrets: SecretRegistry,
+    aws: AwsFaultProxy,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    person: Person,
+    calendar: CalendarTable,
+    secrets: SecretRegistry,
 ) -> None:
     from link_zoom.adapters import flag
 
@@ -308,5 +341,6 @@ def test_a_sweep_that_cannot_be_queued_does_not_undo_the_connection(
     aws.fail(SQS + "SendMessage", "InternalError", status=500, times=LASTING)
     page = invoke_api(functions, "GET", f"/v1/zoom/callback?{location.split('?', 1)[1]}")
     assert page.status == 200, page
-    assert aws.injected() and invoke_api(functions, "GET", "/v1/features", someone.authorizer).json()["zoom"][
-        "connected"]
+    assert (
+        aws.injected() and invoke_api(functions, "GET", "/v1/features", someone.authorizer).json()["zoom"]["connected"]
+    )

@@ -34,8 +34,12 @@ SEED = 20261125
 def _event(day: int, hour: int, minutes: int, subject: str) -> dict[str, str]:
     start = f"2099-08-{day:02d}T{hour:02d}:00:00+02:00"
     end_hour, end_minute = divmod(hour * 60 + minutes, 60)
-    return {"subject": subject, "start": start, "end": f"2099-08-{day:02d}T{end_hour:02d}:{end_minute:02d}:00+02:00",
-            "time_zone": "Europe/Berlin"}
+    return {
+        "subject": subject,
+        "start": start,
+        "end": f"2099-08-{day:02d}T{end_hour:02d}:{end_minute:02d}:00+02:00",
+        "time_zone": "Europe/Berlin",
+    }
 
 
 def _batches(records: list[dict[str, Any]], rng: random.Random) -> list[list[dict[str, Any]]]:
@@ -89,6 +93,7 @@ def test_a_thousand_records_with_duplicates_and_redeliveries_make_exactly_the_ri
         """This phase's records in order, and concurrently a replay of earlier ones, shuffled."""
         fresh = _batches(new_records(), rng)
         replay = _batches(rng.sample(seen, k=min(len(seen), 120)), rng) if seen else []
+
         def deliver_all(batches: list[list[dict[str, Any]]]) -> None:
             for batch in batches:
                 deliver(batch)
@@ -97,8 +102,11 @@ def test_a_thousand_records_with_duplicates_and_redeliveries_make_exactly_the_ri
             for running in [pool.submit(deliver_all, fresh), pool.submit(deliver_all, replay)]:
                 running.result()
 
-    events = {(p.user_id, f"load-{n:02d}-{uuid.uuid4().hex[:6]}"): _event(1 + n % 28, 8 + n % 10, 30, f"Plan {n}")
-              for p in people for n in range(EVENTS_PER_USER)}
+    events = {
+        (p.user_id, f"load-{n:02d}-{uuid.uuid4().hex[:6]}"): _event(1 + n % 28, 8 + n % 10, 30, f"Plan {n}")
+        for p in people
+        for n in range(EVENTS_PER_USER)
+    }
     wanted = {key: True for key in events}
     keys = list(events)
     late_starters = set(rng.sample(keys, 20))
@@ -154,7 +162,11 @@ def test_a_thousand_records_with_duplicates_and_redeliveries_make_exactly_the_ri
         assert item["zoom_status"] == "scheduled", (key, item)
         meeting = live[item["zoom_meeting_id"]]
         assert (meeting["topic"], meeting["start_time"], meeting["duration"], meeting["timezone"]) == (
-            event["subject"], _utc(event["start"]), 90, "Europe/Berlin"), (key, meeting)
+            event["subject"],
+            _utc(event["start"]),
+            90,
+            "Europe/Berlin",
+        ), (key, meeting)
         by_event[key] = item["zoom_meeting_id"]
     assert len(by_event) == sum(wanted.values()) == 170
     assert sorted(live) == sorted(by_event.values()), "no meeting without its event, none twice"
@@ -195,7 +207,8 @@ def test_concurrent_requests_after_expiry_make_one_refresh(
         zoom.state.expire_access_tokens(person.email)  # Zoom answers 401 (code 124)
     else:
         local_aws.client("dynamodb").update_item(
-            TableName=local_aws.tables["ZoomConnectionsTable"], Key={"user_id": {"S": person.user_id}},
+            TableName=local_aws.tables["ZoomConnectionsTable"],
+            Key={"user_id": {"S": person.user_id}},
             UpdateExpression="SET access_expires_at = :past",
             ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 10)}},
         )

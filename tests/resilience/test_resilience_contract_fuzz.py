@@ -51,8 +51,12 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 
 def _labels() -> list[str]:
     document = yaml.safe_load(OPENAPI.read_text())
-    return [f"{method.upper()} {path}" for path, item in document["paths"].items()
-            for method in item if method in HTTP_METHODS]
+    return [
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    ]
 
 
 @dataclass
@@ -98,8 +102,14 @@ def _account_part(username: str) -> str:
 
 @pytest.mark.parametrize("label", _labels())
 def test_every_response_conforms_and_none_is_a_5xx(
-    label: str, schema: Any, stack: StackProcess, bob_connected: ApiUser, admin: ApiUser, zoom_on: EmulatorHandle,
-    secrets: SecretRegistry, switch_restored: None,
+    label: str,
+    schema: Any,
+    stack: StackProcess,
+    bob_connected: ApiUser,
+    admin: ApiUser,
+    zoom_on: EmulatorHandle,
+    secrets: SecretRegistry,
+    switch_restored: None,
 ) -> None:
     method, path = label.split(" ", 1)
     operation = schema[path][method]
@@ -126,8 +136,13 @@ def test_every_response_conforms_and_none_is_a_5xx(
             # Signed as Zoom signs: the handler then parses and routes the (generated) event.
             raw = json.dumps(case.body).encode()
             timestamp = str(int(time.time()))
-            headers.update({"x-zm-request-timestamp": timestamp, "x-zm-signature": sign_webhook(
-                webhook_secret, timestamp, raw), "Content-Type": "application/json"})
+            headers.update(
+                {
+                    "x-zm-request-timestamp": timestamp,
+                    "x-zm-signature": sign_webhook(webhook_secret, timestamp, raw),
+                    "Content-Type": "application/json",
+                }
+            )
             return case.call(base_url=stack.api_url, session=http, headers=headers, data=raw)
         return case.call(base_url=stack.api_url, session=http, headers=headers)
 
@@ -175,18 +190,22 @@ def operation_secured(operation: Any) -> bool:
 # ---------------------------------------------------------------- what the fuzzing found, pinned
 
 
-@pytest.mark.parametrize(("start", "end", "status", "start_time"), [
-    # Years before 1000: strftime's %Y wrote "32-01-01T..." (which nothing parses back): a 500.
-    ("0032-01-01T00:07:11Z", "2000-01-01T00:03:22Z", 200, "0032-01-01T00:07:11Z"),
-    # Before year 1 once in UTC: converting overflowed: a 500.
-    ("0001-01-01T00:00:00+01:00", "2000-01-01T00:00:00Z", 400, None),
-    ("9999-12-31T23:00:00Z", "9999-12-31T23:59:59-01:00", 400, None),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "status", "start_time"),
+    [
+        # Years before 1000: strftime's %Y wrote "32-01-01T..." (which nothing parses back): a 500.
+        ("0032-01-01T00:07:11Z", "2000-01-01T00:03:22Z", 200, "0032-01-01T00:07:11Z"),
+        # Before year 1 once in UTC: converting overflowed: a 500.
+        ("0001-01-01T00:00:00+01:00", "2000-01-01T00:00:00Z", 400, None),
+        ("9999-12-31T23:00:00Z", "9999-12-31T23:59:59-01:00", 400, None),
+    ],
+)
 def test_event_times_at_the_ends_of_the_calendar_are_answered(
     start: str, end: str, status: int, start_time: str | None, bob_connected: ApiUser
 ) -> None:
-    answer = bob_connected.call("PUT", f"/v1/events/ends-{time.time_ns()}/zoom", {"topic": "t", "start": start,
-                                                                                 "end": end})
+    answer = bob_connected.call(
+        "PUT", f"/v1/events/ends-{time.time_ns()}/zoom", {"topic": "t", "start": start, "end": end}
+    )
     assert answer.status_code == status, answer.text
     if start_time:
         assert answer.json()["start_time"] == start_time
@@ -198,7 +217,9 @@ def test_event_times_at_the_ends_of_the_calendar_are_answered(
 def test_event_ids_the_router_cannot_take_are_a_400(event_id: str, bob_connected: ApiUser) -> None:
     from urllib.parse import quote
 
-    for method, body in (("PUT", {"topic": "t", "start": "2099-01-01T10:00:00Z", "end": "2099-01-01T11:00:00Z"}),
-                         ("DELETE", None)):
+    for method, body in (
+        ("PUT", {"topic": "t", "start": "2099-01-01T10:00:00Z", "end": "2099-01-01T11:00:00Z"}),
+        ("DELETE", None),
+    ):
         answer = bob_connected.call(method, f"/v1/events/{quote(event_id, safe='')}/zoom", body)
         assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bad_request"), (method, answer.text)

@@ -68,8 +68,12 @@ def ada_connected(zoom_on: EmulatorHandle, admin: ApiUser, secrets: SecretRegist
 
 
 def webhook(stack: StackProcess, body: bytes, timestamp: str, signature: str) -> requests.Response:
-    return requests.post(f"{stack.api_url}/v1/zoom/webhook", data=body, timeout=30, headers={
-        "Content-Type": "application/json", "x-zm-request-timestamp": timestamp, "x-zm-signature": signature})
+    return requests.post(
+        f"{stack.api_url}/v1/zoom/webhook",
+        data=body,
+        timeout=30,
+        headers={"Content-Type": "application/json", "x-zm-request-timestamp": timestamp, "x-zm-signature": signature},
+    )
 
 
 def event_body(event: str, payload: dict[str, Any]) -> bytes:
@@ -93,8 +97,13 @@ def test_every_secured_route_refuses_a_missing_malformed_forged_or_revoked_token
         "revoked": revoked.auth,
     }
     for name, headers in attempts.items():
-        answer = requests.request(method, f"{stack.api_url}{path}", headers=headers, timeout=30,
-                                  json={} if method in ("PUT", "POST") else None)
+        answer = requests.request(
+            method,
+            f"{stack.api_url}{path}",
+            headers=headers,
+            timeout=30,
+            json={} if method in ("PUT", "POST") else None,
+        )
         assert (answer.status_code, error_code(answer)) == (401, "unauthorized"), (name, answer.text)
 
 
@@ -127,8 +136,9 @@ def test_a_user_never_sees_or_changes_another_users_data(
     ada.call("DELETE", "/v1/account/preferences/Zoom/oauth")  # ada disconnects herself
     assert ada.call("GET", f"/v1/features?user_id={bob.user_id}", headers=smuggled).json()["zoom"]["connected"] is False
     assert bob.connected()
-    assert [p["resource"] for p in ada.call("GET", f"/v1/account/preferences?user_id={bob.user_id}").json()[
-        "preferences"]].count("Zoom") == 0
+    assert [
+        p["resource"] for p in ada.call("GET", f"/v1/account/preferences?user_id={bob.user_id}").json()["preferences"]
+    ].count("Zoom") == 0
     assert ada.call("DELETE", "/v1/account/preferences/Zoom/oauth", headers=smuggled).status_code == 404
     assert bob.connected(), "ada's delete never reaches bob's connection"
 
@@ -152,8 +162,10 @@ def test_replayed_and_forged_webhooks_change_nothing(
     secret = zoom_on.config.webhook_secret
     zoom_user = zoom_on.state.user_by_email(bob_connected.upn)
     assert zoom_user is not None
-    body = event_body("app_deauthorized", {"user_id": zoom_user.id, "account_id": zoom_user.account_id,
-                                           "client_id": zoom_on.config.client_id})
+    body = event_body(
+        "app_deauthorized",
+        {"user_id": zoom_user.id, "account_id": zoom_user.account_id, "client_id": zoom_on.config.client_id},
+    )
     now = int(time.time())
     harmless = event_body("app_deauthorized", {"user_id": "someone-else", "client_id": zoom_on.config.client_id})
     attempts = {
@@ -235,8 +247,9 @@ def test_a_code_from_one_flow_under_another_users_state_fails_pkce(
     flow to its user and the PKCE verifier to the code: the exchange fails and nobody is connected."""
     for user in (bob, admin):
         user.call("DELETE", "/v1/account/preferences/Zoom/oauth")
-    attacker = complete_consent(admin.call("GET", "/v1/zoom/authorize").json()["authorize_url"], "mallory@evil.example",
-                                ZOOM_PASSWORD)
+    attacker = complete_consent(
+        admin.call("GET", "/v1/zoom/authorize").json()["authorize_url"], "mallory@evil.example", ZOOM_PASSWORD
+    )
     victim_url = bob.call("GET", "/v1/zoom/authorize").json()["authorize_url"]
     victim_state = parse_qs(urlsplit(victim_url).query)["state"][0]
     attacker_code = parse_qs(_query(attacker))["code"][0]
@@ -250,23 +263,45 @@ def test_a_code_from_one_flow_under_another_users_state_fails_pkce(
 
 
 INJECTIONS = [
-    "*", "bob*", "b*b", "*)(objectClass=*", "bob)(|(objectClass=*))", "*)(uid=*))(|(uid=*", "bob)(&)",
-    "bob\x00", "bob\x00@corp.example", "bob\\00", "CORP\\*", "CORP\\bob)(", "CORP\\b*", "*@corp.example",
-    "bob@corp.example)(x", "ada)(memberOf=*)", "admin*)((|userPassword=*)", "\\2a", "bob%00", "(bob)",
-    "bob@corp.example\\", "CN=Bob User,CN=Users,DC=corp,DC=example", "bob@*", "ada@corp.example)(|(cn=*",
+    "*",
+    "bob*",
+    "b*b",
+    "*)(objectClass=*",
+    "bob)(|(objectClass=*))",
+    "*)(uid=*))(|(uid=*",
+    "bob)(&)",
+    "bob\x00",
+    "bob\x00@corp.example",
+    "bob\\00",
+    "CORP\\*",
+    "CORP\\bob)(",
+    "CORP\\b*",
+    "*@corp.example",
+    "bob@corp.example)(x",
+    "ada)(memberOf=*)",
+    "admin*)((|userPassword=*)",
+    "\\2a",
+    "bob%00",
+    "(bob)",
+    "bob@corp.example\\",
+    "CN=Bob User,CN=Users,DC=corp,DC=example",
+    "bob@*",
+    "ada@corp.example)(|(cn=*",
 ]
 
 
 def test_usernames_cannot_inject_into_the_directory(stack: StackProcess, secrets: SecretRegistry) -> None:
     real = stack.user("user")
     for username in INJECTIONS:
-        answer = requests.post(f"{stack.api_url}/v1/session", json={"username": username,
-                                                                   "password": real["password"]}, timeout=30)
+        answer = requests.post(
+            f"{stack.api_url}/v1/session", json={"username": username, "password": real["password"]}, timeout=30
+        )
         assert (answer.status_code, error_code(answer)) == (401, "invalid_credentials"), (username, answer.text)
         assert answer.json()["error"]["message"] == "The username or password is not correct."
     for password in ("*", ")(cn=*"):
-        answer = requests.post(f"{stack.api_url}/v1/session", json={"username": real["username"],
-                                                                   "password": password}, timeout=30)
+        answer = requests.post(
+            f"{stack.api_url}/v1/session", json={"username": real["username"], "password": password}, timeout=30
+        )
         assert (answer.status_code, error_code(answer)) == (401, "invalid_credentials")
     # Not locked out by any of it (a success also clears bob's failure count for the rest of the suite).
     sign_in(stack.api_url, real, secrets)
@@ -307,16 +342,30 @@ def _use_zoom_over_http(stack: StackProcess, user: ApiUser, zoom: EmulatorHandle
     assert user.call("DELETE", path).status_code == 204  # after a refresh
     ddb, table = stack.aws("dynamodb"), stack.info["calendar_table"]
     key = {"user_id": {"S": user.user_id}, "event_id": {"S": f"scan-{uuid.uuid4()}"}}
-    ddb.put_item(TableName=table, Item={**key, "subject": {"S": "Scan"}, "start": {"S": EVENT["start"]},
-                                        "end": {"S": EVENT["end"]}, "zoom": {"BOOL": True}})
+    ddb.put_item(
+        TableName=table,
+        Item={
+            **key,
+            "subject": {"S": "Scan"},
+            "start": {"S": EVENT["start"]},
+            "end": {"S": EVENT["end"]},
+            "zoom": {"BOOL": True},
+        },
+    )
     wait_for(lambda: "zoom_meeting_id" in ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"], 15)
     assert user.call("DELETE", "/v1/account/preferences/Zoom/oauth").status_code == 204
     user.connect_zoom(secrets)
 
 
 def test_no_token_bytes_in_any_table_or_log(
-    stack: StackProcess, bob_connected: ApiUser, zoom_on: EmulatorHandle, secrets: SecretRegistry,
-    zoom: EmulatorHandle, functions: dict[str, Any], person: Person, local_aws: LocalResources,
+    stack: StackProcess,
+    bob_connected: ApiUser,
+    zoom_on: EmulatorHandle,
+    secrets: SecretRegistry,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    person: Person,
+    local_aws: LocalResources,
 ) -> None:
     _use_zoom_over_http(stack, bob_connected, zoom_on, secrets)
     # In process too, with every logger at DEBUG: connect, create, refresh, disconnect. KMS's data keys count
@@ -345,9 +394,14 @@ def test_no_token_bytes_in_any_table_or_log(
         assert invoke_api(functions, "DELETE", "/v1/account/preferences/Zoom/oauth", person.authorizer).status == 204
     kms.meta.events.unregister("after-call.kms.*", remember_data_key)
 
-    assert {"zoom access token", "zoom refresh token", "oauth code", "oauth state", "session token",
-            "kms data key"} <= \
-        secrets.labels(), "the scan looks for every kind of secret"
+    assert {
+        "zoom access token",
+        "zoom refresh token",
+        "oauth code",
+        "oauth state",
+        "session token",
+        "kms data key",
+    } <= secrets.labels(), "the scan looks for every kind of secret"
     time.sleep(0.5)  # the stack's log files are written by its threads
     places = {
         **{f"stack table {name}": text for name, text in table_dump(stack.aws("dynamodb")).items()},

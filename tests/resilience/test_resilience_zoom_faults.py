@@ -43,8 +43,12 @@ from tests.resilience.harness import (
 )
 
 CREATE = ("POST", "/v2/users/me/meetings")
-FUTURE = {"subject": "Fault drill", "start": "2099-06-01T10:00:00+02:00", "end": "2099-06-01T11:00:00+02:00",
-          "time_zone": "Europe/Berlin"}
+FUTURE = {
+    "subject": "Fault drill",
+    "start": "2099-06-01T10:00:00+02:00",
+    "end": "2099-06-01T11:00:00+02:00",
+    "time_zone": "Europe/Berlin",
+}
 MOVED_END = "2099-06-01T11:30:00+02:00"
 EVENT_BODY = {"topic": "Fault drill", "start": FUTURE["start"], "end": FUTURE["end"]}
 READ_TIMEOUT_S = 1.0  # Zoom's read timeouts in this module (production: 8 s, and 20 s for a create)
@@ -276,8 +280,9 @@ def calendar(local_aws: LocalResources, zoom: EmulatorHandle) -> CalendarTable:
     return CalendarTable(local_aws)
 
 
-def deliver(functions: dict[str, Any], calendar: CalendarTable, user_id: str,
-            records: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def deliver(
+    functions: dict[str, Any], calendar: CalendarTable, user_id: str, records: list[dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """This user's new stream records (or `records` again) through the stream function, as one batch."""
     from tests.integration.connection.zoom_flow import FakeContext
 
@@ -327,7 +332,9 @@ def test_stream_insert(
     meetings = meetings_of(zoom, person)
     assert list(meetings) == [item["zoom_meeting_id"]], "one meeting, the one the item names"
     assert (meetings[item["zoom_meeting_id"]]["start_time"], meetings[item["zoom_meeting_id"]]["duration"]) == (
-        "2099-06-01T08:00:00Z", 60)
+        "2099-06-01T08:00:00Z",
+        60,
+    )
 
 
 LOST_ANSWERS = [
@@ -340,8 +347,12 @@ LOST_ANSWERS = [
 @pytest.mark.parametrize("slow", LOST_ANSWERS, ids=[f.name for f in LOST_ANSWERS])
 @pytest.mark.parametrize("path_kind", ["PUT", "stream"])
 def test_a_create_zoom_answers_too_late_for_leaves_no_second_meeting(
-    path_kind: str, slow: Fault, zoom: EmulatorHandle, functions: dict[str, Any], person: Person,
-    calendar: CalendarTable
+    path_kind: str,
+    slow: Fault,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    person: Person,
+    calendar: CalendarTable,
 ) -> None:
     """The retry (the client's, or the stream's redelivery) finds the meeting the lost create made and adopts it."""
     calls_before = len(zoom.calls)
@@ -505,11 +516,17 @@ REFRESH_FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(("fault", "answer_of", "stays_connected"), REFRESH_FAULTS,
-                         ids=[f.name for f, _, _ in REFRESH_FAULTS])
+@pytest.mark.parametrize(
+    ("fault", "answer_of", "stays_connected"), REFRESH_FAULTS, ids=[f.name for f, _, _ in REFRESH_FAULTS]
+)
 def test_refresh(
-    fault: Fault, answer_of: tuple[int, str], stays_connected: bool, zoom: EmulatorHandle,
-    functions: dict[str, Any], person: Person, secrets: SecretRegistry,
+    fault: Fault,
+    answer_of: tuple[int, str],
+    stays_connected: bool,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    person: Person,
+    secrets: SecretRegistry,
 ) -> None:
     zoom.state.expire_access_tokens(person.email)  # Zoom answers 401 (code 124): the service refreshes
     fault.on(zoom, "POST", "/oauth/token")
@@ -544,9 +561,16 @@ def test_refresh_rate_limited_is_zoom_rate_limited(
 # ---------------------------------------------------------------- the revoke on disconnect
 
 
-@pytest.mark.parametrize("fault", [Fault("500", {"status": 500}, True), Fault("503", {"status": 503}, True),
-                                   Fault("429", {"status": 429}, True),
-                                   Fault("timeout", {"delay_ms": SLOW_MS}, True)], ids=lambda f: f.name)
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("500", {"status": 500}, True),
+        Fault("503", {"status": 503}, True),
+        Fault("429", {"status": 429}, True),
+        Fault("timeout", {"delay_ms": SLOW_MS}, True),
+    ],
+    ids=lambda f: f.name,
+)
 def test_disconnect_works_whatever_the_revoke_answers(
     fault: Fault, zoom: EmulatorHandle, functions: dict[str, Any], person: Person
 ) -> None:
@@ -608,8 +632,9 @@ def test_stream_records_that_keep_failing_are_retried_then_dead_lettered_then_re
     dlq = stack.info["calendar_stream_dlq_url"]
 
     def dead_letters() -> list[dict[str, Any]]:
-        return list(dlq_empty.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0)
-                    .get("Messages", []))
+        return list(
+            dlq_empty.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        )
 
     letters = wait_for(dead_letters, timeout=60, interval=0.5)
     info = json.loads(letters[0]["Body"])
@@ -620,8 +645,14 @@ def test_stream_records_that_keep_failing_are_retried_then_dead_lettered_then_re
     assert str(made) in {str(m["id"]) for m in zoom_on.state.meetings()}
 
     zoom_on.clear_faults()  # Zoom is back: the operator replays the DLQ
-    done = subprocess.run([sys.executable, "scripts/replay_dlq.py", "--state-dir", str(stack.state_dir)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "scripts/replay_dlq.py", "--state-dir", str(stack.state_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["replayed"] >= 1
     assert str(made) not in {str(m["id"]) for m in zoom_on.state.meetings()}

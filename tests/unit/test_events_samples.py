@@ -65,8 +65,6 @@ def test_every_function_has_a_sample() -> None:
 
 def test_every_route_has_a_sample() -> None:
     sampled = {(e["httpMethod"], e["resource"]) for e in map(load, EVENTS) if "httpMethod" in e}
-    routes = {
-        (p["Method"].upper(), p["Path"]) for spec in SPECS.values() for p in spec.events_of_type("Api").values()
-    }
+    routes = {(p["Method"].upper(), p["Path"]) for spec in SPECS.values() for p in spec.events_of_type("Api").values()}
 
     assert routes <= sampled

@@ -16,7 +16,6 @@ from link_zoom.observability import logger
 __all__ = ["parse_json_object"]  # the edge's body parser lives in json_body (the webhook domain uses it too)
 
 
-
 @dataclass(frozen=True)
 class Principal:
     """The acting user, as the authorizer established it. Never taken from path, query or body."""

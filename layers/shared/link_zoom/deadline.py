@@ -28,9 +28,7 @@ class Deadline:
     @classmethod
     def from_context(cls, context: RemainingTime | None, *, cap_s: float | None = None) -> Deadline:
         """The Lambda's remaining time minus the margin, at most `cap_s` (API paths pass API_BUDGET_S)."""
-        remaining = (
-            context.get_remaining_time_in_millis() / 1000.0 if context is not None else (cap_s or API_BUDGET_S)
-        )
+        remaining = context.get_remaining_time_in_millis() / 1000.0 if context is not None else (cap_s or API_BUDGET_S)
         seconds = remaining - SAFETY_MARGIN_S
         if cap_s is not None:
             seconds = min(seconds, cap_s)

@@ -146,9 +146,7 @@ def test_a_reused_state_is_refused(zoom: EmulatorHandle, oauth_function: Any) ->
     assert token_calls(zoom) == []
 
 
-def test_an_expired_state_is_refused(
-    zoom: EmulatorHandle, oauth_function: Any, local_aws: LocalResources
-) -> None:
+def test_an_expired_state_is_refused(zoom: EmulatorHandle, oauth_function: Any, local_aws: LocalResources) -> None:
     from link_zoom.domain.connection import connection_status
 
     person = new_person()
@@ -181,9 +179,7 @@ def test_a_state_we_never_issued_is_refused(zoom: EmulatorHandle, oauth_function
     assert token_calls(zoom) == []
 
 
-def test_a_tampered_state_is_refused_and_does_not_spend_the_real_one(
-    zoom: EmulatorHandle, oauth_function: Any
-) -> None:
+def test_a_tampered_state_is_refused_and_does_not_spend_the_real_one(zoom: EmulatorHandle, oauth_function: Any) -> None:
     person = new_person()
     location = complete_consent(authorize_url(oauth_function, person), person.email, PASSWORD)
     params = query_of(location)

@@ -74,7 +74,13 @@ def test_the_keeper_refreshes_old_connections_and_leaves_young_ones_alone(
     summary = _run_keeper(keeper_function)
 
     assert summary | {"seconds": 0} == {
-        "candidates": 2, "refreshed": 2, "skipped": 0, "lost": 0, "failed": 0, "stopped_early": False, "seconds": 0
+        "candidates": 2,
+        "refreshed": 2,
+        "skipped": 0,
+        "lost": 0,
+        "failed": 0,
+        "stopped_early": False,
+        "seconds": 0,
     }
     assert len(token_calls(zoom)) == 2
     assert _sealed_generation(old.user_id) != generations[old.user_id]

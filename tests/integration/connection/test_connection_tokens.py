@@ -303,9 +303,7 @@ def test_a_record_copied_to_another_user_does_not_decrypt(
     assert not [c for c in zoom.calls if c["path"] == "/oauth/token"]
 
 
-def test_disconnect_revokes_at_zoom_and_removes_the_connection_everywhere(
-    zoom: EmulatorHandle, alice: Person
-) -> None:
+def test_disconnect_revokes_at_zoom_and_removes_the_connection_everywhere(zoom: EmulatorHandle, alice: Person) -> None:
     from link_zoom.adapters.preferences_store import list_preferences
     from link_zoom.domain.connection import ConnectionGone, call_zoom, connection_status, disconnect
 

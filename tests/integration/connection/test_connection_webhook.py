@@ -26,9 +26,13 @@ def _notification(
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway event for a notification, signed as Zoom signs it (unless `headers` replace the signature)."""
-    raw = body if body is not None else json.dumps(
-        {"event": event, "payload": payload, "event_ts": int(time.time() * 1000)}, separators=(",", ":")
-    ).encode()
+    raw = (
+        body
+        if body is not None
+        else json.dumps(
+            {"event": event, "payload": payload, "event_ts": int(time.time() * 1000)}, separators=(",", ":")
+        ).encode()
+    )
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signed = {
         "Content-Type": "application/json; charset=utf-8",

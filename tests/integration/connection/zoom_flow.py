@@ -67,9 +67,7 @@ def invoke(function: Any, event: dict[str, Any], context: FakeContext | None = N
 
 def start(oauth_function: Any, person: Person) -> dict[str, Any]:
     """GET /v1/zoom/authorize as the person; the local gateway serves plain HTTP on loopback."""
-    event = api_event(
-        "GET", "/v1/zoom/authorize", headers={"X-Forwarded-Proto": "http"}, authorizer=person.authorizer
-    )
+    event = api_event("GET", "/v1/zoom/authorize", headers={"X-Forwarded-Proto": "http"}, authorizer=person.authorizer)
     return invoke(oauth_function, event)
 
 

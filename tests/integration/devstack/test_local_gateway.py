@@ -243,4 +243,3 @@ def test_one_access_line_per_request_without_headers_or_query(fixture_stack: Fix
     assert {"requestId", "method", "path", "status", "latencyMs"} <= set(line)
     assert (line["method"], line["path"], line["status"]) == ("GET", "/items/42", 200)
     assert "s3cr3t" not in last and "allow-with-secret" not in last
-

@@ -37,8 +37,9 @@ def batches_of(stack: FixtureStack, pk: str) -> list[list[str]]:
 
 def records_of(stack: FixtureStack, pk: str) -> list[dict[str, Any]]:
     module = stack.registry.module("StreamFunction")
-    return [r for batch in list(module.BATCHES if module else []) for r in batch
-            if r["dynamodb"]["Keys"]["pk"]["S"] == pk]
+    return [
+        r for batch in list(module.BATCHES if module else []) for r in batch if r["dynamodb"]["Keys"]["pk"]["S"] == pk
+    ]
 
 
 def stream_dlq_messages(stack: FixtureStack, pk_seqs: set[str], expected: int) -> list[dict[str, Any]]:
@@ -54,8 +55,7 @@ def stream_dlq_messages(stack: FixtureStack, pk_seqs: set[str], expected: int) -
                 found.append(body)
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             else:
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                                              VisibilityTimeout=0)
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
         return len(found) >= expected
 
     wait_for(collect, timeout=15, interval=0.1)
@@ -167,7 +167,9 @@ def test_after_the_last_retry_the_dlq_gets_awss_on_failure_message(fixture_stack
     context = message["requestContext"]
     assert set(context) == {"requestId", "functionArn", "condition", "approximateInvokeCount"}
     assert (context["functionArn"], context["condition"], context["approximateInvokeCount"]) == (
-        function_arn, "RetryAttemptsExhausted", 3,
+        function_arn,
+        "RetryAttemptsExhausted",
+        3,
     )
     assert message["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
     info = message["DDBStreamBatchInfo"]
@@ -195,22 +197,33 @@ def test_sqs_batch_item_failures_come_back_and_end_in_the_redrive_dlq(fixture_st
 
     def in_dlq() -> list[dict[str, Any]]:
         dlq = fixture_stack.resources.queues["WorkDLQ"]
-        return [m for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages") or []
-                if m["MessageId"] == failing_id]
+        return [
+            m
+            for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages") or []
+            if m["MessageId"] == failing_id
+        ]
 
     # maxReceiveCount 2; visibility 20 s scaled by 0.05 → back after 1 s.
     wait_for(in_dlq, timeout=15, interval=0.2)
 
     assert seen(failing_id) == 2
     assert all(seen(i) == 1 for i, body in ids.items() if body != "fail")
-    record = next(r for batch in fixture_stack.module_state("QueueFunction", "BATCHES") for r in batch
-                  if r["messageId"] == failing_id)
+    record = next(
+        r
+        for batch in fixture_stack.module_state("QueueFunction", "BATCHES")
+        for r in batch
+        if r["messageId"] == failing_id
+    )
     assert record["eventSource"] == "aws:sqs"
     assert record["eventSourceARN"] == fixture_stack.resources.resolver.attributes[("WorkQueue", "Arn")]
     assert record["attributes"]["ApproximateReceiveCount"] in {"1", "2"}
     assert {"messageId", "receiptHandle", "body", "md5OfBody", "awsRegion", "messageAttributes"} <= set(record)
-    assert sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])[
-        "Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert (
+        sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+        == "0"
+    )
 
 
 # ---------------------------------------------------------------- schedule and the Invoke API
@@ -238,8 +251,12 @@ def test_the_invoke_api_reports_function_errors_timeouts_and_unknown_functions(f
     assert json.loads(answer["Payload"].read())["errorType"] == "Sandbox.Timedout"
 
     strict = boto3.client(
-        "lambda", endpoint_url=fixture_stack.invoke_api.url, region_name="us-east-1",
-        aws_access_key_id="local", aws_secret_access_key="local", config=Config(retries={"max_attempts": 0}),
+        "lambda",
+        endpoint_url=fixture_stack.invoke_api.url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 0}),
     )
     with pytest.raises(strict.exceptions.ResourceNotFoundException):
         strict.invoke(FunctionName="NoSuchFunction", Payload=b"{}")

@@ -43,14 +43,20 @@ def test_section_4_variables_replace_the_directory_the_emulator_and_the_credenti
     assert info["demo_users"] == []
     assert info["zoom_emulator_url"] is None
     assert (info["zoom_oauth_base_url"], info["zoom_api_base_url"]) == (
-        "https://zoom.example.test", "https://api.zoom.example.test/v2",
+        "https://zoom.example.test",
+        "https://api.zoom.example.test/v2",
     )
     # The flag parameter of the functions' environment is the one provisioned; the secret is an SSM
     # SecureString, as in AWS, and never in the functions' environment.
     assert (info["feature_flag_parameter"], flag) == ("/test/zoom/enabled", "false")
     assert (secret["Type"], secret["Value"]) == ("SecureString", "real-client-secret")
     assert set(info) >= {
-        "api_url", "aws_endpoint_url", "region", "calendar_table", "zoom_oauth_base_url", "zoom_api_base_url",
+        "api_url",
+        "aws_endpoint_url",
+        "region",
+        "calendar_table",
+        "zoom_oauth_base_url",
+        "zoom_api_base_url",
         "ldap_url",
     }
     # Stopping removed what it wrote.

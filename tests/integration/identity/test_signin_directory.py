@@ -33,8 +33,14 @@ def binds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_every_username_form_signs_in_as_the_same_user(api: Api, identity_env: DirectoryInfo) -> None:
     bob = identity_env.user("user")
-    forms = [bob.upn, bob.upn.upper(), f"{identity_env.netbios_domain}\\{bob.username}", bob.username,
-             bob.username.upper(), f"{bob.username}@{identity_env.realm.lower()}"]
+    forms = [
+        bob.upn,
+        bob.upn.upper(),
+        f"{identity_env.netbios_domain}\\{bob.username}",
+        bob.username,
+        bob.username.upper(),
+        f"{bob.username}@{identity_env.realm.lower()}",
+    ]
     users = []
     for typed in forms:
         response = api.sign_in(typed, bob.password)
@@ -100,8 +106,19 @@ def test_an_empty_password_never_reaches_the_directory(api: Api, identity_env: D
 
 @pytest.mark.parametrize(
     "username",
-    ["*", "b*", "*@corp.example", ")(", "bob)(|(objectClass=*)", "*)(sAMAccountName=*", "CORP\\*", "bob\x00",
-     "bob@corp.example\x00junk", "CORP\\bob\x00", "\x00"],
+    [
+        "*",
+        "b*",
+        "*@corp.example",
+        ")(",
+        "bob)(|(objectClass=*)",
+        "*)(sAMAccountName=*",
+        "CORP\\*",
+        "bob\x00",
+        "bob@corp.example\x00junk",
+        "CORP\\bob\x00",
+        "\x00",
+    ],
 )
 def test_ldap_injection_attempts_are_refused(api: Api, identity_env: DirectoryInfo, username: str) -> None:
     # With the RIGHT password: the directory truncates bind names at NUL, so "bob@corp.example\0junk"

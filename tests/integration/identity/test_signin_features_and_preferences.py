@@ -56,8 +56,12 @@ def test_a_user_lists_and_deletes_only_their_own_rows(api: Api, identity_env: Di
     preferences_store.upsert_preference(admin_id, "Calendar", "reminders", now=when)
 
     listed = body(api.request("account", user, "GET", "/v1/account/preferences"))["preferences"]
-    assert {"resource": "Calendar", "tag": "reminders", "created_at": "2025-06-01T08:00:00Z",
-            "updated_at": "2025-06-01T08:00:00Z"} in listed
+    assert {
+        "resource": "Calendar",
+        "tag": "reminders",
+        "created_at": "2025-06-01T08:00:00Z",
+        "updated_at": "2025-06-01T08:00:00Z",
+    } in listed
 
     path = "/v1/account/preferences/Calendar/reminders"
     kwargs = {"path_parameters": {"resource": "Calendar", "tag": "reminders"}}

@@ -39,8 +39,13 @@ ROUTES = protected_routes()
 def test_the_template_protects_what_the_contract_protects() -> None:
     assert ("POST", "/v1/session") not in ROUTES
     assert ("GET", "/account") not in ROUTES
-    assert {("DELETE", "/v1/session"), ("GET", "/v1/features"), ("GET", "/v1/account/preferences"),
-            ("PUT", "/v1/admin/features/zoom"), ("POST", "/v1/compose-link")} <= set(ROUTES)
+    assert {
+        ("DELETE", "/v1/session"),
+        ("GET", "/v1/features"),
+        ("GET", "/v1/account/preferences"),
+        ("PUT", "/v1/admin/features/zoom"),
+        ("POST", "/v1/compose-link"),
+    } <= set(ROUTES)
 
 
 @pytest.fixture
@@ -60,8 +65,9 @@ def test_a_live_token_matches_the_gateways_validation_and_opens_every_route(api:
     header = f"Bearer {tokens['live']}"
     assert re.fullmatch(IDENTITY["ValidationExpression"], header)
     for method, path in ROUTES:
-        answer = api.call("authorizer", {"type": "TOKEN", "authorizationToken": header,
-                                         "methodArn": method_arn(method, path)})
+        answer = api.call(
+            "authorizer", {"type": "TOKEN", "authorizationToken": header, "methodArn": method_arn(method, path)}
+        )
         resource = answer["policyDocument"]["Statement"][0]["Resource"]
         assert fnmatchcase(method_arn(method, path), resource), (method, path)
 

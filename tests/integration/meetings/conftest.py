@@ -27,8 +27,10 @@ def emulator() -> Iterator[EmulatorHandle]:
 
 @pytest.fixture(scope="session")
 def functions() -> dict[str, Any]:
-    return {name: load_function(name) for name in
-            ("meetings", "calendar_stream", "connect_sweep", "dlq_replay", "zoom_oauth", "zoom_webhook")}
+    return {
+        name: load_function(name)
+        for name in ("meetings", "calendar_stream", "connect_sweep", "dlq_replay", "zoom_oauth", "zoom_webhook")
+    }
 
 
 @pytest.fixture

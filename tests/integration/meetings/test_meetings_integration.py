@@ -22,18 +22,31 @@ from tests.integration.meetings.stream_tap import CalendarTable
 pytestmark = pytest.mark.integration
 
 EVENT_PATH = "/v1/events/{event_id}/zoom"
-FUTURE = {"subject": "Design review", "start": "2099-06-01T10:00:00+02:00", "end": "2099-06-01T11:00:00+02:00",
-          "time_zone": "Europe/Berlin"}
+FUTURE = {
+    "subject": "Design review",
+    "start": "2099-06-01T10:00:00+02:00",
+    "end": "2099-06-01T11:00:00+02:00",
+    "time_zone": "Europe/Berlin",
+}
 
 
-def request(functions: dict[str, Any], method: str, path: str, person: Person, body: Any = None,
-            headers: dict[str, str] | None = None) -> dict[str, Any]:
+def request(
+    functions: dict[str, Any],
+    method: str,
+    path: str,
+    person: Person,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     event_id = path.split("/")[3] if path.startswith("/v1/events/") else None
     event = api_event(
-        method, path, resource=EVENT_PATH if event_id else None,
+        method,
+        path,
+        resource=EVENT_PATH if event_id else None,
         path_parameters={"event_id": event_id} if event_id else None,
         headers={"X-Forwarded-Proto": "http", **(headers or {})},
-        body=json.dumps(body) if body is not None else None, authorizer=person.authorizer,
+        body=json.dumps(body) if body is not None else None,
+        authorizer=person.authorizer,
     )
     response: dict[str, Any] = functions["meetings"].handler(event, context())
     return response
@@ -44,8 +57,11 @@ def meetings_at(zoom: EmulatorHandle) -> dict[str, dict[str, Any]]:
 
 
 def zoom_calls(zoom: EmulatorHandle, method: str | None = None) -> list[tuple[str, str, int]]:
-    return [(c["method"], c["path"], c["status"]) for c in zoom.calls
-            if c["path"].startswith("/v2/") and (method is None or c["method"] == method)]
+    return [
+        (c["method"], c["path"], c["status"])
+        for c in zoom.calls
+        if c["path"].startswith("/v2/") and (method is None or c["method"] == method)
+    ]
 
 
 @pytest.fixture
@@ -56,8 +72,7 @@ def calendar(local_aws: LocalResources, zoom: EmulatorHandle) -> CalendarTable:
 def deliver(functions: dict[str, Any], calendar: CalendarTable) -> dict[str, Any]:
     """Hands the stream's new records to the stream function, as the event source mapping would."""
     records = calendar.new_records()
-    answer: dict[str, Any] = functions["calendar_stream"].handler({"Records": records},
-                                                                  context(120, "calendar-stream"))
+    answer: dict[str, Any] = functions["calendar_stream"].handler({"Records": records}, context(120, "calendar-stream"))
     return answer
 
 
@@ -75,7 +90,9 @@ def test_compose_link_makes_a_scheduled_meeting_starting_this_minute(
     assert meeting["type"] == 2 and meeting["topic"] == "Quick sync" and meeting["duration"] == 20
     assert meeting["timezone"] == "UTC" and not meeting["start_time_replaced"]
     assert meeting["start_time"] in {answer["start_time"]} and answer["start_time"] in {
-        minute.strftime("%Y-%m-%dT%H:%M:%SZ"), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:00Z")}
+        minute.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:00Z"),
+    }
     assert answer["join_url"] == meeting["join_url"] and answer["password"] == meeting["password"]
     assert zoom_calls(zoom) == [("POST", "/v2/users/me/meetings", 201)]
 
@@ -117,13 +134,18 @@ def test_not_connected_gets_an_authorize_url_to_open_at_once(zoom: EmulatorHandl
         ("Europe/Berlin", "2099-03-29T01:30:00+01:00", "2099-03-29T03:30:00+02:00", "2099-03-29T00:30:00Z", 60),
         ("America/New_York", "2099-11-01T01:30:00-04:00", "2099-11-01T01:15:00-05:00", "2099-11-01T05:30:00Z", 45),
         ("Asia/Kolkata", "2099-01-01T00:10:00+05:30", "2099-01-01T00:55:20+05:30", "2098-12-31T18:40:00Z", 46),
-        ("Australia/Lord_Howe", "2099-04-05T01:45:00+11:00", "2099-04-05T01:45:00+10:30", "2099-04-04T14:45:00Z",
-         30),
+        ("Australia/Lord_Howe", "2099-04-05T01:45:00+11:00", "2099-04-05T01:45:00+10:30", "2099-04-04T14:45:00Z", 30),
     ],
 )
 def test_event_meetings_are_exact_to_the_minute_in_every_zone(
-    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, zone: str, start: str, end: str,
-    utc_start: str, minutes: int,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    zone: str,
+    start: str,
+    end: str,
+    utc_start: str,
+    minutes: int,
 ) -> None:
     body = {"topic": "Zoned", "start": start, "end": end, "time_zone": zone}
     response = request(functions, "PUT", f"/v1/events/{uuid.uuid4()}/zoom", alice, body)
@@ -160,14 +182,19 @@ def test_delete_works_with_the_switch_off_and_tolerates_3001(
     from link_zoom.adapters import flag
 
     path = f"/v1/events/{uuid.uuid4()}/zoom"
-    made = body_of(request(functions, "PUT", path, alice, {"topic": "x", "start": FUTURE["start"],
-                                                            "end": FUTURE["end"]}))
+    made = body_of(
+        request(functions, "PUT", path, alice, {"topic": "x", "start": FUTURE["start"], "end": FUTURE["end"]})
+    )
     zoom.state.remove_meeting(int(made["meeting_id"]))  # deleted in the Zoom app
     flag.set_zoom_enabled(False)
     assert request(functions, "DELETE", path, alice)["statusCode"] == 204
     assert zoom_calls(zoom, "DELETE") == [("DELETE", f"/v2/meetings/{made['meeting_id']}", 404)]
-    assert request(functions, "PUT", path, alice, {"topic": "x", "start": FUTURE["start"],
-                                                   "end": FUTURE["end"]})["statusCode"] == 403
+    assert (
+        request(functions, "PUT", path, alice, {"topic": "x", "start": FUTURE["start"], "end": FUTURE["end"]})[
+            "statusCode"
+        ]
+        == 403
+    )
 
 
 def test_racing_puts_make_one_meeting(zoom: EmulatorHandle, functions: dict[str, Any], alice: Person) -> None:
@@ -207,11 +234,26 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(("fault", "status", "requests"), FAULTS,
-                         ids=["429-retry-after", "429-backoff", "429-too-long", "500", "503", "timeout",
-                              "malformed-json", "300-invalid-field"])
+@pytest.mark.parametrize(
+    ("fault", "status", "requests"),
+    FAULTS,
+    ids=[
+        "429-retry-after",
+        "429-backoff",
+        "429-too-long",
+        "500",
+        "503",
+        "timeout",
+        "malformed-json",
+        "300-invalid-field",
+    ],
+)
 def test_compose_link_fault_matrix(
-    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, fault: dict[str, Any], status: int,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    fault: dict[str, Any],
+    status: int,
     requests: int,
 ) -> None:
     zoom.add_fault("POST", "/v2/users/me/meetings", **fault)
@@ -261,7 +303,10 @@ def test_compose_link_after_a_401_refreshes_once_and_succeeds(
     response = request(functions, "POST", "/v1/compose-link", alice, {})
     assert response["statusCode"] == 201
     assert [(c["method"], c["path"], c["status"]) for c in zoom.calls] == [
-        ("POST", "/v2/users/me/meetings", 401), ("POST", "/oauth/token", 200), ("POST", "/v2/users/me/meetings", 201)]
+        ("POST", "/v2/users/me/meetings", 401),
+        ("POST", "/oauth/token", 200),
+        ("POST", "/v2/users/me/meetings", 201),
+    ]
 
 
 def test_a_revoked_app_is_403_authorization_required(
@@ -276,14 +321,17 @@ def test_a_revoked_app_is_403_authorization_required(
     assert body_of(response)["error"]["code"] == "zoom_authorization_required"
 
 
-@pytest.mark.parametrize(("fault", "status"), [(dict(status=500, times=3), 502), (dict(status=404), 204),
-                                              (dict(status=429, retry_after=1), 204)])
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [(dict(status=500, times=3), 502), (dict(status=404), 204), (dict(status=429, retry_after=1), 204)],
+)
 def test_delete_event_fault_matrix(
     zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, fault: dict[str, Any], status: int
 ) -> None:
     path = f"/v1/events/{uuid.uuid4()}/zoom"
-    made = body_of(request(functions, "PUT", path, alice, {"topic": "t", "start": FUTURE["start"],
-                                                            "end": FUTURE["end"]}))
+    made = body_of(
+        request(functions, "PUT", path, alice, {"topic": "t", "start": FUTURE["start"], "end": FUTURE["end"]})
+    )
     zoom.add_fault("DELETE", f"/v2/meetings/{made['meeting_id']}", **fault)
     assert request(functions, "DELETE", path, alice)["statusCode"] == status
     if status == 502:  # kept for a retry, which works
@@ -308,7 +356,11 @@ def test_the_stream_creates_moves_once_and_ignores_what_zoom_does_not_care_about
     meeting = meetings_at(zoom)[item["zoom_meeting_id"]]
     assert item["zoom_join_url"] == meeting["join_url"]
     assert (meeting["start_time"], meeting["duration"], meeting["timezone"], meeting["topic"]) == (
-        "2099-06-01T08:00:00Z", 60, "Europe/Berlin", "Design review")
+        "2099-06-01T08:00:00Z",
+        60,
+        "Europe/Berlin",
+        "Design review",
+    )
 
     # The write-back's own record, and edits Zoom does not care about: no Zoom call, no KMS call.
     kms = KmsCounter()
@@ -376,9 +428,20 @@ def test_a_put_made_meeting_is_the_one_the_insert_uses(
     zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable
 ) -> None:
     event_id = f"evt-{uuid.uuid4()}"
-    made = body_of(request(functions, "PUT", f"/v1/events/{event_id}/zoom", alice,
-                           {"topic": FUTURE["subject"], "start": FUTURE["start"], "end": FUTURE["end"],
-                            "time_zone": FUTURE["time_zone"]}))
+    made = body_of(
+        request(
+            functions,
+            "PUT",
+            f"/v1/events/{event_id}/zoom",
+            alice,
+            {
+                "topic": FUTURE["subject"],
+                "start": FUTURE["start"],
+                "end": FUTURE["end"],
+                "time_zone": FUTURE["time_zone"],
+            },
+        )
+    )
     zoom.clear_calls()
     calendar.put(alice.user_id, event_id, **FUTURE, zoom=True)
     deliver(functions, calendar)
@@ -415,8 +478,9 @@ def test_an_unconnected_user_waits_then_the_sweep_after_connecting_gives_the_mee
 ) -> None:
     carol = new_person("carol")
     calendar.put(carol.user_id, "soon", **FUTURE, zoom=True)
-    calendar.put(carol.user_id, "ended", **{**FUTURE, "start": "2020-01-01T10:00:00Z", "end": "2020-01-01T11:00:00Z"},
-                 zoom=True)
+    calendar.put(
+        carol.user_id, "ended", **{**FUTURE, "start": "2020-01-01T10:00:00Z", "end": "2020-01-01T11:00:00Z"}, zoom=True
+    )
     deliver(functions, calendar)
     waiting = calendar.item(carol.user_id, "soon")
     assert waiting["zoom_status"] == "authorization_required" and waiting["zoom_error"]
@@ -426,10 +490,21 @@ def test_an_unconnected_user_waits_then_the_sweep_after_connecting_gives_the_mee
     sqs = local_aws.client("sqs")
     messages = sqs.receive_message(QueueUrl=local_aws.queues["ConnectSweepQueue"], MaxNumberOfMessages=10)["Messages"]
     assert [json.loads(m["Body"]) for m in messages] == [{"user_id": carol.user_id}]
-    event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                          "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
-                          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sweep", "awsRegion": "us-east-1"}
-                         for m in messages]}
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sweep",
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
     assert functions["connect_sweep"].handler(event, context(300)) == {"batchItemFailures": []}
     assert calendar.item(carol.user_id, "soon")["zoom_status"] == "scheduled"
     assert calendar.item(carol.user_id, "ended")["zoom_status"] == "authorization_required"
@@ -445,11 +520,23 @@ def test_meeting_deleted_at_zoom_reaches_the_item_through_the_webhook(
     meeting_id = calendar.item(alice.user_id, event_id)["zoom_meeting_id"]
     removed = zoom.state.remove_meeting(int(meeting_id))
     assert removed is not None
-    body = json.dumps({"event": "meeting.deleted", "event_ts": int(time.time() * 1000),
-                       "payload": {"account_id": "a", "object": {"id": int(meeting_id), "host_id": "h"}}}).encode()
+    body = json.dumps(
+        {
+            "event": "meeting.deleted",
+            "event_ts": int(time.time() * 1000),
+            "payload": {"account_id": "a", "object": {"id": int(meeting_id), "host_id": "h"}},
+        }
+    ).encode()
     stamp = str(int(time.time()))
-    event = api_event("POST", "/v1/zoom/webhook", body=body, headers={
-        "x-zm-request-timestamp": stamp, "x-zm-signature": sign_webhook(zoom.config.webhook_secret, stamp, body)})
+    event = api_event(
+        "POST",
+        "/v1/zoom/webhook",
+        body=body,
+        headers={
+            "x-zm-request-timestamp": stamp,
+            "x-zm-signature": sign_webhook(zoom.config.webhook_secret, stamp, body),
+        },
+    )
     assert functions["zoom_webhook"].handler(event, context())["statusCode"] == 200
     item = calendar.item(alice.user_id, event_id)
     assert item["zoom_status"] == "deleted_at_zoom"
@@ -460,8 +547,12 @@ def test_meeting_deleted_at_zoom_reaches_the_item_through_the_webhook(
 
 
 def test_failing_records_reach_the_dlq_and_the_replay_reprocesses_them(
-    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable,
-    local_aws: LocalResources, monkeypatch: pytest.MonkeyPatch,
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    local_aws: LocalResources,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from link_zoom.adapters import stream_dead_letters
 
@@ -474,12 +565,23 @@ def test_failing_records_reach_the_dlq_and_the_replay_reprocesses_them(
     # After its last retry, Lambda sends the on-failure record (what devstack's poller sends too).
     sqs = local_aws.client("sqs")
     dlq = local_aws.queues["CalendarStreamDLQ"]
-    sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({
-        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},
-        "version": "1.0", "timestamp": "2099-01-01T00:00:00.000Z",
-        "DDBStreamBatchInfo": {"shardId": calendar.shard_id, "startSequenceNumber": failed,
-                               "endSequenceNumber": failed, "batchSize": 1, "streamArn": calendar.stream_arn},
-    }))
+    sqs.send_message(
+        QueueUrl=dlq,
+        MessageBody=json.dumps(
+            {
+                "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},
+                "version": "1.0",
+                "timestamp": "2099-01-01T00:00:00.000Z",
+                "DDBStreamBatchInfo": {
+                    "shardId": calendar.shard_id,
+                    "startSequenceNumber": failed,
+                    "endSequenceNumber": failed,
+                    "batchSize": 1,
+                    "streamArn": calendar.stream_arn,
+                },
+            }
+        ),
+    )
 
     class InProcessLambda:
         def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
@@ -495,8 +597,15 @@ def test_failing_records_reach_the_dlq_and_the_replay_reprocesses_them(
 
     get_settings.cache_clear()
     summary = functions["dlq_replay"].handler({}, context(300))
-    assert summary == {"messages": 1, "replayed": 1, "kept": 0, "unreadable": 0, "expired": 0, "records": 1,
-                       "failed_records": 0}
+    assert summary == {
+        "messages": 1,
+        "replayed": 1,
+        "kept": 0,
+        "unreadable": 0,
+        "expired": 0,
+        "records": 1,
+        "failed_records": 0,
+    }
     assert calendar.item(alice.user_id, event_id)["zoom_status"] == "scheduled"
     assert "Messages" not in sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0)
     assert len(zoom_calls(zoom, "POST")) == 4  # three 500s, then the replay's create

@@ -784,8 +784,9 @@ def test_list_meetings_by_type_with_paging(emu: EmulatorHandle) -> None:
     token = connect(emu)["access_token"]
     other = connect(emu, "bob@example.com")["access_token"]
     past = create_meeting(emu, token, start_time="2020-01-01T10:00:00Z", topic="Old").json()
-    upcoming = [create_meeting(emu, token, start_time=f"2099-01-0{day}T10:00:00Z", agenda="A" * 400).json()
-                for day in (3, 1, 2)]
+    upcoming = [
+        create_meeting(emu, token, start_time=f"2099-01-0{day}T10:00:00Z", agenda="A" * 400).json() for day in (3, 1, 2)
+    ]
     create_meeting(emu, other, start_time="2099-01-01T09:00:00Z")
     assert api(emu, "GET", "/users/me/meetings", "").status_code == 401
     answer = api(emu, "GET", "/users/me/meetings?type=upcoming&page_size=2", token)
@@ -804,8 +805,14 @@ def test_list_meetings_by_type_with_paging(emu: EmulatorHandle) -> None:
     previous = api(emu, "GET", "/users/me/meetings?type=previous_meetings", token).json()
     assert [m["id"] for m in previous["meetings"]] == [past["id"]] and previous["page_size"] == 30
     assert api(emu, "GET", "/users/me/meetings?type=live", token).json()["meetings"] == []
-    for bad in ("type=all", "page_size=301", "page_size=0", "page_size=x",
-                f"type=scheduled&next_page_token={token_}", "next_page_token=garbage"):
+    for bad in (
+        "type=all",
+        "page_size=301",
+        "page_size=0",
+        "page_size=x",
+        f"type=scheduled&next_page_token={token_}",
+        "next_page_token=garbage",
+    ):
         refused = api(emu, "GET", f"/users/me/meetings?{bad}", token)
         assert refused.status_code == 400 and refused.json()["code"] == 300, bad
     assert api(emu, "GET", f"/users/me/meetings?type=upcoming&next_page_token={token_}", other).status_code == 400
@@ -813,8 +820,13 @@ def test_list_meetings_by_type_with_paging(emu: EmulatorHandle) -> None:
 
 def test_a_fault_after_handling_answers_garbage_but_the_meeting_is_made(emu: EmulatorHandle) -> None:
     token = connect(emu)["access_token"]
-    fault = {"method": "POST", "path": "/v2/users/me/meetings", "status": 201, "body": "{not json",
-             "after_handling": True}
+    fault = {
+        "method": "POST",
+        "path": "/v2/users/me/meetings",
+        "status": 201,
+        "body": "{not json",
+        "after_handling": True,
+    }
     assert control(emu, "POST", "/faults", json=fault).status_code == 201
     answer = create_meeting(emu, token, agenda="ref-1")
     assert (answer.status_code, answer.text) == (201, "{not json")

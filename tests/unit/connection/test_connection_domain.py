@@ -90,9 +90,7 @@ def test_a_connection_past_its_year_is_gone(aws: dict[str, str], zoom_http: Fake
     assert list_preferences(USER) == []
 
 
-def test_call_zoom_hands_the_access_token_to_the_operation(
-    aws: dict[str, str], zoom_http: FakeZoomTransport
-) -> None:
+def test_call_zoom_hands_the_access_token_to_the_operation(aws: dict[str, str], zoom_http: FakeZoomTransport) -> None:
     _connect(zoom_http)
 
     assert connection.call_zoom(USER, lambda token: token) == "eyJaccess"
@@ -104,9 +102,7 @@ def test_disconnect_without_a_connection_is_false(aws: dict[str, str], zoom_http
     assert zoom_http.sent == []
 
 
-def test_a_rate_limited_code_exchange_is_a_failed_exchange(
-    aws: dict[str, str], zoom_http: FakeZoomTransport
-) -> None:
+def test_a_rate_limited_code_exchange_is_a_failed_exchange(aws: dict[str, str], zoom_http: FakeZoomTransport) -> None:
     from link_zoom.errors import ZoomUnavailable
 
     state = _params(connection.start_authorization(USER, REDIRECT).authorize_url)["state"]

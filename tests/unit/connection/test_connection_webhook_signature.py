@@ -46,8 +46,19 @@ def test_header_names_are_case_insensitive() -> None:
         {"x-zm-request-timestamp": str(NOW)},
         {},
     ],
-    ids=["future", "stale", "other secret", "other body", "upper case hex", "no v0=", "non-ascii", "fraction",
-         "fullwidth digits", "no signature", "nothing"],
+    ids=[
+        "future",
+        "stale",
+        "other secret",
+        "other body",
+        "upper case hex",
+        "no v0=",
+        "non-ascii",
+        "fraction",
+        "fullwidth digits",
+        "no signature",
+        "nothing",
+    ],
 )
 def test_anything_else_is_an_invalid_signature(headers: dict[str, str]) -> None:
     with pytest.raises(InvalidSignature):

@@ -13,8 +13,13 @@ from link_zoom.adapters import zoom_oauth
 from link_zoom.errors import ZoomGrantRevoked, ZoomRateLimited, ZoomTokenRejected, ZoomUnavailable
 from tests.unit.connection.conftest import CLIENT_ID, CLIENT_SECRET, FakeZoomTransport
 
-TOKENS = {"access_token": "eyJaccess", "token_type": "bearer", "refresh_token": "eyJrefresh", "expires_in": 3599,
-          "scope": "meeting:write"}
+TOKENS = {
+    "access_token": "eyJaccess",
+    "token_type": "bearer",
+    "refresh_token": "eyJrefresh",
+    "expires_in": 3599,
+    "scope": "meeting:write",
+}
 VERIFIER = "v" * 64
 
 
@@ -84,8 +89,12 @@ def test_everything_else_is_zoom_unavailable(
 
 @pytest.mark.parametrize(
     ("headers", "retry_after"),
-    [({"Retry-After": "3600"}, "3600"), ({"Retry-After": "0.2"}, "1"), ({}, str(zoom_oauth.RATE_LIMIT_RETRY_AFTER_S)),
-     ({"Retry-After": "soon"}, str(zoom_oauth.RATE_LIMIT_RETRY_AFTER_S))],
+    [
+        ({"Retry-After": "3600"}, "3600"),
+        ({"Retry-After": "0.2"}, "1"),
+        ({}, str(zoom_oauth.RATE_LIMIT_RETRY_AFTER_S)),
+        ({"Retry-After": "soon"}, str(zoom_oauth.RATE_LIMIT_RETRY_AFTER_S)),
+    ],
 )
 @pytest.mark.parametrize("call", ["refresh", "exchange"])
 def test_a_429_is_zoom_rate_limited_with_zooms_retry_after(

@@ -23,8 +23,11 @@ from tests.unit.identity.fakes import (
     logger_output,
 )
 
-TABLES = {"SESSIONS_TABLE": "SessionsTable", "LOGIN_ATTEMPTS_TABLE": "LoginAttemptsTable",
-          "PREFERENCES_TABLE": "PreferencesTable"}
+TABLES = {
+    "SESSIONS_TABLE": "SessionsTable",
+    "LOGIN_ATTEMPTS_TABLE": "LoginAttemptsTable",
+    "PREFERENCES_TABLE": "PreferencesTable",
+}
 
 
 @pytest.fixture
@@ -59,8 +62,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """In-process AWS (moto) with the identity tables created from template.yaml's own definitions."""
     for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_REGION": "us-east-1", "FEATURE_FLAG_PARAMETER": "/link/zoom/enabled"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "FEATURE_FLAG_PARAMETER": "/link/zoom/enabled",
+    }
     env.update({variable: f"unit-{logical}" for variable, logical in TABLES.items()})
     for key, value in env.items():
         monkeypatch.setenv(key, value)

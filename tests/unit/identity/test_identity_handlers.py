@@ -58,7 +58,10 @@ def test_sign_in_answers_201_with_a_token_and_the_user(functions: dict[str, Any]
     assert set(answer) == {"token", "expires_at", "user"}
     assert answer["expires_at"].endswith("Z")
     assert answer["user"] == {
-        "id": "6cf7068e-7348-4e94-ad7b-9cf9002b11f5", "username": "ada", "display_name": "Ada Admin", "is_admin": True,
+        "id": "6cf7068e-7348-4e94-ad7b-9cf9002b11f5",
+        "username": "ada",
+        "display_name": "Ada Admin",
+        "is_admin": True,
     }
     assert response["multiValueHeaders"]["Cache-Control"] == ["no-store"]
 
@@ -66,8 +69,13 @@ def test_sign_in_answers_201_with_a_token_and_the_user(functions: dict[str, Any]
 @pytest.mark.parametrize(
     "payload",
     [
-        "", "nope", "[]", '{"username": "bob"}', '{"username": "bob", "password": 1}',
-        '{"username": null, "password": "x"}', '{"username": "bob", "password": "x", "remember": true}',
+        "",
+        "nope",
+        "[]",
+        '{"username": "bob"}',
+        '{"username": "bob", "password": 1}',
+        '{"username": null, "password": "x"}',
+        '{"username": "bob", "password": "x", "remember": true}',
     ],
 )
 def test_a_malformed_sign_in_body_is_a_bad_request(functions: dict[str, Any], payload: str) -> None:
@@ -99,8 +107,11 @@ def test_the_authorizer_allows_the_whole_api_and_names_the_caller(functions: dic
 
     assert answer["principalId"] == "b6401320-29fc-4623-b990-0c01ae6bc694"
     assert answer["policyDocument"]["Statement"] == [
-        {"Action": "execute-api:Invoke", "Effect": "Allow",
-         "Resource": "arn:aws:execute-api:us-east-1:123456789012:local/api/*/*"}
+        {
+            "Action": "execute-api:Invoke",
+            "Effect": "Allow",
+            "Resource": "arn:aws:execute-api:us-east-1:123456789012:local/api/*/*",
+        }
     ]
     context = answer["context"]
     assert context["user_id"] == answer["principalId"]
@@ -141,7 +152,9 @@ def test_features_combine_the_switch_and_the_callers_connection(
     }
     fake_connection.connected["b6401320-29fc-4623-b990-0c01ae6bc694"] = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
     assert body(request(functions, "features", token, "GET", "/v1/features"))["zoom"] == {
-        "enabled": False, "connected": True, "reauthorize_after": "2026-05-01T09:30:00Z"
+        "enabled": False,
+        "connected": True,
+        "reauthorize_after": "2026-05-01T09:30:00Z",
     }
 
 
@@ -160,8 +173,17 @@ def test_only_admins_read_and_flip_the_switch(functions: dict[str, Any], fake_co
 
 
 @pytest.mark.parametrize(
-    "payload", ['{"enabled": "true"}', '{"enabled": 1}', '{"enabled": null}', "{}", '{"enabled": true, "x": 1}',
-                "true", "[true]", ""],
+    "payload",
+    [
+        '{"enabled": "true"}',
+        '{"enabled": 1}',
+        '{"enabled": null}',
+        "{}",
+        '{"enabled": true, "x": 1}',
+        "true",
+        "[true]",
+        "",
+    ],
 )
 def test_the_switch_takes_exactly_a_boolean(functions: dict[str, Any], payload: str) -> None:
     admin = body(sign_in(functions, "ada", "ada-password"))["token"]
@@ -178,16 +200,27 @@ def test_preferences_are_the_callers_own_with_utc_times(functions: dict[str, Any
     response = request(functions, "account", token, "GET", "/v1/account/preferences")
     assert body(response) == {
         "preferences": [
-            {"resource": "Zoom", "tag": "oauth",
-             "created_at": "2025-03-04T05:06:07Z", "updated_at": "2025-03-04T05:06:07Z"}
+            {
+                "resource": "Zoom",
+                "tag": "oauth",
+                "created_at": "2025-03-04T05:06:07Z",
+                "updated_at": "2025-03-04T05:06:07Z",
+            }
         ]
     }
 
 
 def _delete(functions: dict[str, Any], token: str, resource: str, tag: str) -> dict[str, Any]:
     path = f"/v1/account/preferences/{resource}/{tag}"
-    return request(functions, "account", token, "DELETE", path, resource="/v1/account/preferences/{resource}/{tag}",
-                   path_parameters={"resource": resource, "tag": tag})
+    return request(
+        functions,
+        "account",
+        token,
+        "DELETE",
+        path,
+        resource="/v1/account/preferences/{resource}/{tag}",
+        path_parameters={"resource": resource, "tag": tag},
+    )
 
 
 def test_deleting_a_row_is_204_then_404(functions: dict[str, Any]) -> None:

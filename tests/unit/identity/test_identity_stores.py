@@ -28,8 +28,11 @@ TEMPLATE = load_template()
 def test_each_model_has_its_tables_keys_and_ttl(model: type, logical: str) -> None:
     props = TEMPLATE["Resources"][logical]["Properties"]
     attributes = model.get_attributes()  # type: ignore[attr-defined]
-    keys = {a.attr_name: ("HASH" if a.is_hash_key else "RANGE") for a in attributes.values()
-            if a.is_hash_key or a.is_range_key}
+    keys = {
+        a.attr_name: ("HASH" if a.is_hash_key else "RANGE")
+        for a in attributes.values()
+        if a.is_hash_key or a.is_range_key
+    }
     assert keys == {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]}
     ttl = props.get("TimeToLiveSpecification")
     if ttl:

@@ -34,8 +34,25 @@ def test_every_form_of_one_name_shares_one_throttle_key() -> None:
 
 @pytest.mark.parametrize(
     "typed",
-    ["", "   ", "*", "a*", "bob\x00", "bob@corp.example\x00junk", "\\alice", "CORP\\", "alice@", "@corp.example",
-     "a@b@corp.example", "CORP\\a\\b", "x" * 300, "al\nice", "a,b", "a=b", "a<b"],
+    [
+        "",
+        "   ",
+        "*",
+        "a*",
+        "bob\x00",
+        "bob@corp.example\x00junk",
+        "\\alice",
+        "CORP\\",
+        "alice@",
+        "@corp.example",
+        "a@b@corp.example",
+        "CORP\\a\\b",
+        "x" * 300,
+        "al\nice",
+        "a,b",
+        "a=b",
+        "a<b",
+    ],
 )
 def test_anything_else_is_refused_like_a_wrong_password(typed: str) -> None:
     with pytest.raises(InvalidCredentials):

@@ -13,8 +13,11 @@ from devstack.template import Resolver, load_template
 from link_zoom.observability import metrics
 from tests.conftest import reset_process_caches
 
-TABLES = {"MEETING_LINKS_TABLE": "MeetingLinksTable", "CALENDAR_TABLE": "CalendarTable",
-          "IDEMPOTENCY_TABLE": "IdempotencyTable"}
+TABLES = {
+    "MEETING_LINKS_TABLE": "MeetingLinksTable",
+    "CALENDAR_TABLE": "CalendarTable",
+    "IDEMPOTENCY_TABLE": "IdempotencyTable",
+}
 REGION = "us-east-1"
 TEMPLATE = load_template()
 
@@ -30,9 +33,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """In-process AWS (moto) holding the meetings' tables as template.yaml defines them, the DLQ and the switch."""
     for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": REGION,
-           "AWS_REGION": REGION, "FEATURE_FLAG_PARAMETER": "/link/zoom/enabled",
-           "AWS_LAMBDA_FUNCTION_NAME": "unit-meetings"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "FEATURE_FLAG_PARAMETER": "/link/zoom/enabled",
+        "AWS_LAMBDA_FUNCTION_NAME": "unit-meetings",
+    }
     env.update({variable: f"unit-{logical}" for variable, logical in TABLES.items()})
     template = TEMPLATE
     resolver = Resolver(template, parameters={}, region=REGION)
@@ -41,20 +49,20 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         for variable, logical in TABLES.items():
             props = resolver.resolve(template["Resources"][logical]["Properties"])
             request: dict[str, Any] = {
-                "TableName": env[variable], "KeySchema": props["KeySchema"],
-                "AttributeDefinitions": props["AttributeDefinitions"], "BillingMode": "PAY_PER_REQUEST",
+                "TableName": env[variable],
+                "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "BillingMode": "PAY_PER_REQUEST",
             }
             if props.get("GlobalSecondaryIndexes"):
                 request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
             if props.get("StreamSpecification"):
                 request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
             ddb.create_table(**request)
-        env["CALENDAR_STREAM_DLQ_URL"] = boto3.client("sqs", region_name=REGION).create_queue(
-            QueueName="unit-dlq"
-        )["QueueUrl"]
-        boto3.client("ssm", region_name=REGION).put_parameter(
-            Name="/link/zoom/enabled", Value="true", Type="String"
-        )
+        env["CALENDAR_STREAM_DLQ_URL"] = boto3.client("sqs", region_name=REGION).create_queue(QueueName="unit-dlq")[
+            "QueueUrl"
+        ]
+        boto3.client("ssm", region_name=REGION).put_parameter(Name="/link/zoom/enabled", Value="true", Type="String")
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         reset_process_caches()

@@ -92,7 +92,10 @@ class FakeZoom:
             return [
                 FoundMeeting(
                     ZoomMeeting(meeting_id, f"https://zoom.example/j/{meeting_id}?pwd=abc", "123456"),
-                    schedule.topic, schedule.start_time, schedule.duration_minutes, schedule.time_zone,
+                    schedule.topic,
+                    schedule.start_time,
+                    schedule.duration_minutes,
+                    schedule.time_zone,
                 )
                 for meeting_id, schedule in self.meetings.items()
                 if self.references.get(meeting_id) == reference
@@ -159,7 +162,11 @@ class FakeLinks:
             ):
                 return False
             self.rows[(user_id, event_id)] = MeetingLink(
-                user_id, event_id, claim_id=claim_id, claim_expires_at=expires_at, claim_ref=ref,
+                user_id,
+                event_id,
+                claim_id=claim_id,
+                claim_expires_at=expires_at,
+                claim_ref=ref,
                 outcome_unknown=outcome_unknown,
             )
             return True

@@ -23,8 +23,7 @@ from link_zoom.domain import meetings as meetings_module
 from link_zoom.errors import ZoomUnavailable
 from tests.unit.meetings.fakes import OTHER_USER, USER, World, build_world, image, stream_record
 
-EVENT = {"subject": "Planning", "start": "2099-03-01T10:00:00+01:00", "end": "2099-03-01T11:00:00+01:00",
-         "zoom": True}
+EVENT = {"subject": "Planning", "start": "2099-03-01T10:00:00+01:00", "end": "2099-03-01T11:00:00+01:00", "zoom": True}
 
 
 class Context:
@@ -74,9 +73,17 @@ def test_the_stream_handler_module_is_thin_and_works(world: World) -> None:
 
 
 def sqs_record(body: str, message_id: str = "m1") -> dict[str, Any]:
-    return {"messageId": message_id, "receiptHandle": "r", "body": body, "attributes": {},
-            "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sweep", "awsRegion": "us-east-1"}
+    return {
+        "messageId": message_id,
+        "receiptHandle": "r",
+        "body": body,
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sweep",
+        "awsRegion": "us-east-1",
+    }
 
 
 def test_the_sweep_handler_gives_waiting_events_their_meetings(world: World) -> None:
@@ -95,8 +102,9 @@ def test_a_failing_sweep_is_reported_for_retry(world: World) -> None:
     calendar_events.process_records([insert(world, "a", 1, OTHER_USER)], Deadline(10), world.meetings)
     world.connection.connected.add(OTHER_USER)
     world.zoom.fail_next("create", ZoomUnavailable())
-    event = {"Records": [sqs_record(json.dumps({"user_id": OTHER_USER})), sqs_record(json.dumps({"user_id": USER}),
-                                                                                      "m2")]}
+    event = {
+        "Records": [sqs_record(json.dumps({"user_id": OTHER_USER})), sqs_record(json.dumps({"user_id": USER}), "m2")]
+    }
     answer = calendar_events.handle_sweep_batch(event, Context())
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
 
@@ -149,12 +157,23 @@ def letter(message_id: str, start: str | None, end: str | None = None) -> DeadLe
 
 def test_replay_deletes_only_messages_whose_records_all_succeed() -> None:
     queue = FakeQueue([letter("ok", "1", "2"), letter("bad", "3"), letter("junk", None), letter("old", "expired")])
-    stream = FakeStream({"1": [stream_record("INSERT", None, image(), 1), stream_record("INSERT", None, image(), 2)],
-                         "3": [stream_record("INSERT", None, image(), 3)]})
+    stream = FakeStream(
+        {
+            "1": [stream_record("INSERT", None, image(), 1), stream_record("INSERT", None, image(), 2)],
+            "3": [stream_record("INSERT", None, image(), 3)],
+        }
+    )
     function = FakeFunction(failing={"3"})
     summary = stream_replay.replay_dead_letters(Deadline(120), queue, stream, function)
-    assert summary.as_dict() == {"messages": 4, "replayed": 1, "kept": 1, "unreadable": 1, "expired": 1,
-                                 "records": 3, "failed_records": 1}
+    assert summary.as_dict() == {
+        "messages": 4,
+        "replayed": 1,
+        "kept": 1,
+        "unreadable": 1,
+        "expired": 1,
+        "records": 3,
+        "failed_records": 1,
+    }
     assert queue.deleted == ["ok"] and sorted(queue.released) == ["bad", "junk", "old"]
     assert function.seen == [["1", "2"], ["3"]]
 
@@ -169,8 +188,15 @@ def test_replay_stops_starting_messages_near_its_deadline() -> None:
 
 
 def test_on_failure_messages_are_parsed() -> None:
-    body = {"DDBStreamBatchInfo": {"shardId": "s", "startSequenceNumber": "10", "endSequenceNumber": "12",
-                                   "streamArn": "arn:x", "batchSize": 3}}
+    body = {
+        "DDBStreamBatchInfo": {
+            "shardId": "s",
+            "startSequenceNumber": "10",
+            "endSequenceNumber": "12",
+            "streamArn": "arn:x",
+            "batchSize": 3,
+        }
+    }
     assert StreamBatch.from_message(body) == StreamBatch("arn:x", "s", "10", "12")
     assert StreamBatch.from_message({"DDBStreamBatchInfo": {"shardId": "s"}}) is None
     assert StreamBatch.from_message({}) is None
@@ -199,8 +225,14 @@ def test_the_stream_reader_reads_a_batch_back_in_lambdas_format(aws: dict[str, A
 def test_the_queue_adapter_receives_hides_deletes_and_releases(aws: dict[str, Any]) -> None:
     sqs = boto3.client("sqs")
     url = aws["CALENDAR_STREAM_DLQ_URL"]
-    info = {"DDBStreamBatchInfo": {"shardId": "s", "startSequenceNumber": "1", "endSequenceNumber": "1",
-                                   "streamArn": "arn:x"}}
+    info = {
+        "DDBStreamBatchInfo": {
+            "shardId": "s",
+            "startSequenceNumber": "1",
+            "endSequenceNumber": "1",
+            "streamArn": "arn:x",
+        }
+    }
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps(info))
     sqs.send_message(QueueUrl=url, MessageBody="not json")
     queue = DeadLetterQueue()

@@ -51,18 +51,31 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     return made
 
 
-def call(method: str, path: str, body: Any = None, *, user: str = USER, headers: dict[str, str] | None = None,
-         resource: str | None = None, raw: str | None = None) -> tuple[int, Any, dict[str, str]]:
+def call(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    user: str = USER,
+    headers: dict[str, str] | None = None,
+    resource: str | None = None,
+    raw: str | None = None,
+) -> tuple[int, Any, dict[str, str]]:
     event = api_event(
-        method, path, resource=resource, headers=headers,
+        method,
+        path,
+        resource=resource,
+        headers=headers,
         body=raw if raw is not None else (json.dumps(body) if body is not None else None),
         authorizer=authorizer_context(user, "ada", False),
         path_parameters={"event_id": path.split("/")[3]} if resource else None,
     )
     response = APP.handler(event, Context())
     text = response.get("body") or ""
-    headers = {**(response.get("headers") or {}),
-               **{k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}}
+    headers = {
+        **(response.get("headers") or {}),
+        **{k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()},
+    }
     return response["statusCode"], (json.loads(text) if text else None), headers
 
 

@@ -17,16 +17,23 @@ from link_zoom.domain.schedule import Schedule, parse_instant
 from tests.unit.meetings.fakes import USER, image
 
 TEMPLATE = load_template()
-SCHEDULE = Schedule("Review", parse_instant("2026-03-01T10:00:00+01:00") or pytest.fail(),
-                    parse_instant("2026-03-01T11:00:00+01:00") or pytest.fail(), "Europe/Berlin")
+SCHEDULE = Schedule(
+    "Review",
+    parse_instant("2026-03-01T10:00:00+01:00") or pytest.fail(),
+    parse_instant("2026-03-01T11:00:00+01:00") or pytest.fail(),
+    "Europe/Berlin",
+)
 MEETING = ZoomMeeting("85746065432", "https://zoom.test/j/85746065432?pwd=x", "123456")
 
 
 def test_the_link_model_matches_the_template() -> None:
     props = TEMPLATE["Resources"]["MeetingLinksTable"]["Properties"]
     attributes = MeetingLinkModel.get_attributes()
-    keys = {a.attr_name: ("HASH" if a.is_hash_key else "RANGE") for a in attributes.values()
-            if a.is_hash_key or a.is_range_key}
+    keys = {
+        a.attr_name: ("HASH" if a.is_hash_key else "RANGE")
+        for a in attributes.values()
+        if a.is_hash_key or a.is_range_key
+    }
     assert keys == {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]}
     index = props["GlobalSecondaryIndexes"][0]
     assert MeetingLinkModel.by_meeting.Meta.index_name == index["IndexName"]
@@ -149,12 +156,19 @@ def test_unchanged_fields_are_not_written(aws: dict[str, Any]) -> None:
 def test_items_waiting_for_a_connection_are_found(aws: dict[str, Any]) -> None:
     calendar = CalendarStore(aws["CALENDAR_TABLE"])
     ddb = boto3.client("dynamodb")
-    for event_id, status, zoom in (("a", "authorization_required", True), ("b", "scheduled", True),
-                                   ("c", "authorization_required", False)):
-        ddb.put_item(TableName=aws["CALENDAR_TABLE"],
-                     Item=image(USER, event_id, **{**EVENT, "zoom": zoom, "zoom_status": status}))
-    ddb.put_item(TableName=aws["CALENDAR_TABLE"],
-                 Item=image("someone-else", "d", **{**EVENT, "zoom_status": "authorization_required"}))
+    for event_id, status, zoom in (
+        ("a", "authorization_required", True),
+        ("b", "scheduled", True),
+        ("c", "authorization_required", False),
+    ):
+        ddb.put_item(
+            TableName=aws["CALENDAR_TABLE"],
+            Item=image(USER, event_id, **{**EVENT, "zoom": zoom, "zoom_status": status}),
+        )
+    ddb.put_item(
+        TableName=aws["CALENDAR_TABLE"],
+        Item=image("someone-else", "d", **{**EVENT, "zoom_status": "authorization_required"}),
+    )
     assert [item.event_id for item in calendar.waiting_for_connection(USER)] == ["a"]
 
 

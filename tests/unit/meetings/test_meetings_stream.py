@@ -13,8 +13,11 @@ from link_zoom.errors import ZoomRateLimited, ZoomRejected, ZoomUnavailable
 from tests.unit.meetings.fakes import OTHER_USER, USER, World, build_world, image, stream_record
 
 EVENT: dict[str, Any] = {
-    "subject": "Planning", "start": "2026-03-01T10:00:00+01:00", "end": "2026-03-01T11:00:00+01:00",
-    "time_zone": "Europe/Berlin", "zoom": True,
+    "subject": "Planning",
+    "start": "2026-03-01T10:00:00+01:00",
+    "end": "2026-03-01T11:00:00+01:00",
+    "time_zone": "Europe/Berlin",
+    "zoom": True,
 }
 
 
@@ -82,8 +85,11 @@ def test_insert_with_zoom_creates_one_meeting_and_writes_it_back(world: World, l
     assert fields.status == "scheduled" and fields.meeting_id in world.zoom and fields.join_url
     assert fields.error is None
     meeting = world.zoom.meetings[fields.meeting_id or ""]
-    assert (meeting.start_time, meeting.duration_minutes, meeting.time_zone) == ("2026-03-01T09:00:00Z", 60,
-                                                                               "Europe/Berlin")
+    assert (meeting.start_time, meeting.duration_minutes, meeting.time_zone) == (
+        "2026-03-01T09:00:00Z",
+        60,
+        "Europe/Berlin",
+    )
     assert meeting.topic == "Planning"
 
 
@@ -95,8 +101,12 @@ def test_insert_without_zoom_costs_nothing(world: World, link: Calendar) -> None
 def test_each_real_change_moves_the_meeting_with_exactly_one_patch(world: World, link: Calendar) -> None:
     run(world, link.insert())
     meeting_id = world.calendar.zoom_of(USER, "evt-1").meeting_id
-    for change in ({"start": "2026-03-01T10:30:00+01:00"}, {"end": "2026-03-01T12:00:00+01:00"},
-                   {"time_zone": "America/New_York"}, {"subject": "Planning (moved)"}):
+    for change in (
+        {"start": "2026-03-01T10:30:00+01:00"},
+        {"end": "2026-03-01T12:00:00+01:00"},
+        {"time_zone": "America/New_York"},
+        {"subject": "Planning (moved)"},
+    ):
         world.zoom.calls.clear()
         assert run(world, link.modify(**change)) == [None]
         assert world.zoom.calls == [("update", meeting_id)], change

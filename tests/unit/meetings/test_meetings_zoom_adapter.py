@@ -45,8 +45,15 @@ class ScriptedTransport(BaseAdapter):
         self.requests: list[requests.PreparedRequest] = []
         self.timeouts: list[Any] = []
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
         self.requests.append(request)
         self.timeouts.append(timeout)
         answer = self.answers.pop(0) if self.answers else Answer(204)
@@ -84,8 +91,13 @@ SCHEDULE = Schedule(
     parse_instant("2026-03-29T03:45:30+02:00") or pytest.fail(),
     "Europe/Berlin",
 )
-CREATED = {"id": 85746065432, "join_url": "https://zoom.test/j/85746065432?pwd=x", "password": "123456",
-           "start_time": "2026-03-29T00:30:00Z", "duration": 76}
+CREATED = {
+    "id": 85746065432,
+    "join_url": "https://zoom.test/j/85746065432?pwd=x",
+    "password": "123456",
+    "start_time": "2026-03-29T00:30:00Z",
+    "duration": 76,
+}
 
 
 def api() -> ZoomMeetingsApi:
@@ -100,8 +112,12 @@ def test_create_sends_a_scheduled_meeting_in_utc_with_the_events_zone(transport:
     assert (sent.method, sent.url) == ("POST", f"{API}/users/me/meetings")
     assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
     assert json.loads(sent.body or b"") == {
-        "topic": "Budget review", "type": 2, "start_time": "2026-03-29T00:30:00Z", "duration": 76,
-        "timezone": "Europe/Berlin", "default_password": True,
+        "topic": "Budget review",
+        "type": 2,
+        "start_time": "2026-03-29T00:30:00Z",
+        "duration": 76,
+        "timezone": "Europe/Berlin",
+        "default_password": True,
     }
 
 
@@ -123,8 +139,12 @@ def test_update_patches_the_meeting(transport: ScriptedTransport) -> None:
     api().update(TOKEN, "85746065432", SCHEDULE, Deadline(10))
     sent = transport.requests[0]
     assert (sent.method, sent.url) == ("PATCH", f"{API}/meetings/85746065432")
-    assert json.loads(sent.body or b"") == {"topic": "Budget review", "start_time": "2026-03-29T00:30:00Z",
-                                             "duration": 76, "timezone": "Europe/Berlin"}
+    assert json.loads(sent.body or b"") == {
+        "topic": "Budget review",
+        "start_time": "2026-03-29T00:30:00Z",
+        "duration": 76,
+        "timezone": "Europe/Berlin",
+    }
 
 
 def test_delete_and_an_already_deleted_meeting(transport: ScriptedTransport) -> None:
@@ -148,16 +168,18 @@ def test_401_is_token_rejected_without_retry(transport: ScriptedTransport) -> No
 
 
 def test_429_waits_for_retry_after_then_succeeds(transport: ScriptedTransport) -> None:
-    transport.answers = [Answer(429, {"code": 429, "message": "slow down"}, {"Retry-After": "1"}),
-                         Answer(201, CREATED)]
+    transport.answers = [Answer(429, {"code": 429, "message": "slow down"}, {"Retry-After": "1"}), Answer(201, CREATED)]
     began = time.monotonic()
     api().create(TOKEN, SCHEDULE, Deadline(10))
     assert time.monotonic() - began >= 1.0 and len(transport.requests) == 2
 
 
 def test_429_without_retry_after_backs_off_with_jitter_then_succeeds(transport: ScriptedTransport) -> None:
-    transport.answers = [Answer(429, {"code": 429, "message": "x"}), Answer(429, {"code": 429, "message": "x"}),
-                         Answer(201, CREATED)]
+    transport.answers = [
+        Answer(429, {"code": 429, "message": "x"}),
+        Answer(429, {"code": 429, "message": "x"}),
+        Answer(201, CREATED),
+    ]
     api().create(TOKEN, SCHEDULE, Deadline(10))
     assert len(transport.requests) == 3
 
@@ -206,8 +228,13 @@ def test_transient_failures_that_persist_are_zoom_unavailable(transport: Scripte
 
 @pytest.mark.parametrize(
     "failure",
-    [Answer(error=requests.ReadTimeout), Answer(error=requests.ConnectionError), Answer(201, "{not json"),
-     Answer(201, "[]"), Answer(201, {"join_url": "x"})],
+    [
+        Answer(error=requests.ReadTimeout),
+        Answer(error=requests.ConnectionError),
+        Answer(201, "{not json"),
+        Answer(201, "[]"),
+        Answer(201, {"join_url": "x"}),
+    ],
     ids=["timeout", "reset", "malformed-json", "not-an-object", "no-id"],
 )
 def test_a_create_that_may_have_reached_zoom_is_not_sent_again(transport: ScriptedTransport, failure: Answer) -> None:
@@ -226,8 +253,12 @@ def test_a_create_for_a_claim_carries_its_reference_in_the_agenda(transport: Scr
 
 def test_find_created_pages_through_upcoming_meetings_and_reads_each_match(transport: ScriptedTransport) -> None:
     ref = "0123456789abcdef0123"
-    mine = {"id": 2, "join_url": "https://zoom.test/j/2", "agenda": zoom_meetings.agenda_for(ref),
-            "created_at": "2026-03-01T10:00:02Z"}
+    mine = {
+        "id": 2,
+        "join_url": "https://zoom.test/j/2",
+        "agenda": zoom_meetings.agenda_for(ref),
+        "created_at": "2026-03-01T10:00:02Z",
+    }
     older = {**mine, "id": 1, "join_url": "https://zoom.test/j/1", "created_at": "2026-03-01T10:00:01Z"}
     other = {"id": 3, "join_url": "https://zoom.test/j/3", "agenda": zoom_meetings.agenda_for("ffff")}
     full = {**CREATED, "topic": "Budget review", "timezone": "Europe/Berlin"}
@@ -260,8 +291,10 @@ def test_a_create_whose_connection_never_opened_is_sent_again(transport: Scripte
     from urllib3.exceptions import MaxRetryError, NewConnectionError
 
     refused = NewConnectionError(None, "connection refused")  # type: ignore[arg-type]
-    transport.answers = [Answer(error=requests.ConnectionError(MaxRetryError(None, API, refused))),  # type: ignore[arg-type]
-                         Answer(201, CREATED)]
+    transport.answers = [
+        Answer(error=requests.ConnectionError(MaxRetryError(None, API, refused))),  # type: ignore[arg-type]
+        Answer(201, CREATED),
+    ]
     assert api().create(TOKEN, SCHEDULE, Deadline(10)).meeting_id == "85746065432"
     assert len(transport.requests) == 2
 

@@ -62,21 +62,23 @@ class CalendarStore:
             )
             if part
         )
-        return self._update(
-            item.user_id, item.event_id, expression, " AND ".join(conditions), names, values
-        )
+        return self._update(item.user_id, item.event_id, expression, " AND ".join(conditions), names, values)
 
     def waiting_for_connection(self, user_id: str) -> Iterator[CalendarItem]:
-        pages = client("dynamodb").get_paginator("query").paginate(
-            TableName=self._table,
-            KeyConditionExpression="#key = :user",
-            FilterExpression="#zoom = :true AND #status = :waiting",
-            ExpressionAttributeNames={"#key": "user_id", "#zoom": "zoom", "#status": "zoom_status"},
-            ExpressionAttributeValues={
-                ":user": {"S": user_id},
-                ":true": {"BOOL": True},
-                ":waiting": {"S": AUTHORIZATION_REQUIRED},
-            },
+        pages = (
+            client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=self._table,
+                KeyConditionExpression="#key = :user",
+                FilterExpression="#zoom = :true AND #status = :waiting",
+                ExpressionAttributeNames={"#key": "user_id", "#zoom": "zoom", "#status": "zoom_status"},
+                ExpressionAttributeValues={
+                    ":user": {"S": user_id},
+                    ":true": {"BOOL": True},
+                    ":waiting": {"S": AUTHORIZATION_REQUIRED},
+                },
+            )
         )
         for page in pages:
             for image in page.get("Items", []):
@@ -116,8 +118,8 @@ class CalendarStore:
         try:
             dynamodb.update_item(**request)
         except dynamodb.exceptions.ConditionalCheckFailedException:
-            logger.info("calendar item changed meanwhile; its newer stream record takes over",
-                        extra={"event_id": event_id})
+            logger.info(
+                "calendar item changed meanwhile; its newer stream record takes over", extra={"event_id": event_id}
+            )
             return False
         return True
-

@@ -189,7 +189,5 @@ def user_ids_of_zoom_user(zoom_user_id: str) -> list[str]:
 def user_ids_refreshed_before(cutoff: float, page_size: int = 500) -> Iterator[str]:
     """Users whose refresh token was issued before `cutoff` (a filtered, paged scan of the keys only)."""
     model = _model()
-    for item in model.scan(
-        model.refresh_issued_at < cutoff, page_size=page_size, attributes_to_get=["user_id"]
-    ):
+    for item in model.scan(model.refresh_issued_at < cutoff, page_size=page_size, attributes_to_get=["user_id"]):
         yield item.user_id

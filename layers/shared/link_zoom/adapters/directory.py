@@ -128,9 +128,7 @@ class LdapDirectory:
         from ldap3 import SUBTREE
 
         search = f"(&(objectCategory=person)(objectClass=user){condition})"
-        connection.search(
-            self._settings.ldap_base_dn, search, SUBTREE, attributes=_USER_ATTRIBUTES, size_limit=2
-        )
+        connection.search(self._settings.ldap_base_dn, search, SUBTREE, attributes=_USER_ATTRIBUTES, size_limit=2)
         _check_search(connection)
         # Referrals to the configuration and DNS partitions come back too; only entries count.
         entries = [r for r in connection.response or [] if r.get("type") == "searchResEntry"]

@@ -60,9 +60,7 @@ def _now() -> str:
 def _to_link(row: MeetingLinkModel) -> MeetingLink:
     start, end = parse_instant(row.start), parse_instant(row.end)
     schedule = (
-        Schedule(row.topic or "", start, end, row.time_zone or "UTC")
-        if start is not None and end is not None
-        else None
+        Schedule(row.topic or "", start, end, row.time_zone or "UTC") if start is not None and end is not None else None
     )
     return MeetingLink(
         user_id=row.user_id,

@@ -136,9 +136,7 @@ def _lambda_client(region: str, endpoint_url: str | None) -> Any:
     from botocore.config import Config
 
     config = Config(connect_timeout=5, read_timeout=INVOKE_READ_TIMEOUT_S, retries={"max_attempts": 1})
-    return boto3.client(
-        "lambda", region_name=region, endpoint_url=endpoint_url, config=config
-    )
+    return boto3.client("lambda", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 class StreamFunction:

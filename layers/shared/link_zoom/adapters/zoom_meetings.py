@@ -73,7 +73,10 @@ class FoundMeeting:
 
     def matches(self, schedule: Schedule) -> bool:
         return (self.topic, self.start_time, self.duration, self.timezone) == (
-            schedule.topic, schedule.start_time, schedule.duration_minutes, schedule.time_zone
+            schedule.topic,
+            schedule.start_time,
+            schedule.duration_minutes,
+            schedule.time_zone,
         )
 
 
@@ -302,8 +305,12 @@ class ZoomMeetingsApi:
                     zoom_code, zoom_message = _zoom_error(response)
                     logger.warning(
                         "zoom answered an error",
-                        extra={"operation": operation, "status": status, "zoom_code": zoom_code,
-                               "zoom_message": zoom_message},
+                        extra={
+                            "operation": operation,
+                            "status": status,
+                            "zoom_code": zoom_code,
+                            "zoom_message": zoom_message,
+                        },
                     )
                     if status == 401:
                         raise ZoomTokenRejected()
@@ -315,8 +322,10 @@ class ZoomMeetingsApi:
                             # The user's 100 creates/updates a day are used up: waiting seconds cannot help.
                             raise ZoomRateLimited(_seconds_to_utc_midnight())
                         retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-                        wait = retry_after if retry_after is not None else _jitter(
-                            RATE_LIMIT_BACKOFF_S * 2 ** (rate_limited - 1)
+                        wait = (
+                            retry_after
+                            if retry_after is not None
+                            else _jitter(RATE_LIMIT_BACKOFF_S * 2 ** (rate_limited - 1))
                         )
                         if rate_limited > MAX_RATE_LIMIT_WAITS or wait > deadline.remaining() - MIN_ATTEMPT_S:
                             raise ZoomRateLimited(math.ceil(wait))

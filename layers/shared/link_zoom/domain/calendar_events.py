@@ -219,8 +219,11 @@ def process_records(
         if error is not None and change is not None and not isinstance(error, SkippedAfterFailure):
             logger.warning(
                 "calendar stream record failed",
-                extra={"event_id": change.event_id, "sequence_number": change.sequence_number,
-                       "error": type(error).__name__},
+                extra={
+                    "event_id": change.event_id,
+                    "sequence_number": change.sequence_number,
+                    "error": type(error).__name__,
+                },
             )
     return results
 

@@ -253,9 +253,7 @@ class Meetings:
         meeting = self.connection.call_zoom(user_id, lambda token: self.zoom.create(token, schedule, deadline))
         return meeting_answer(meeting.meeting_id, meeting.join_url, meeting.password, schedule)
 
-    def put_event_meeting(
-        self, user_id: str, event_id: str, schedule: Schedule, deadline: Deadline
-    ) -> dict[str, Any]:
+    def put_event_meeting(self, user_id: str, event_id: str, schedule: Schedule, deadline: Deadline) -> dict[str, Any]:
         if not self.zoom_enabled():
             raise FeatureDisabled()
         link = self._ensure_link(user_id, event_id, schedule, deadline)
@@ -472,13 +470,18 @@ class Meetings:
         ref = link.claim_ref
         claim_id = uuid.uuid4().hex
         expires_at = self.clock() + deadline.remaining() + CLAIM_LEASE_MARGIN_S
-        if not self.links.claim(link.user_id, link.event_id, claim_id, expires_at, replacing=link.claim_id,
-                                ref=ref, outcome_unknown=link.outcome_unknown):
+        if not self.links.claim(
+            link.user_id,
+            link.event_id,
+            claim_id,
+            expires_at,
+            replacing=link.claim_id,
+            ref=ref,
+            outcome_unknown=link.outcome_unknown,
+        ):
             return None
         try:
-            found = self.connection.call_zoom(
-                link.user_id, lambda token: self.zoom.find_created(token, ref, deadline)
-            )
+            found = self.connection.call_zoom(link.user_id, lambda token: self.zoom.find_created(token, ref, deadline))
             for meeting in found:
                 self._delete_meeting(link.user_id, meeting.meeting.meeting_id, deadline)
         except NotConnected:
@@ -635,4 +638,3 @@ def _idempotent_compose(table_name: str, dynamodb: Any) -> _Once:
 def handle_meeting_deleted(meeting_id: str) -> bool:
     """The webhook's `meeting.deleted`: True when the meeting was linked to a calendar event."""
     return service().meeting_deleted_at_zoom(str(meeting_id)) > 0
-

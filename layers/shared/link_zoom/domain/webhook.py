@@ -42,9 +42,7 @@ def handle_notification(headers: Mapping[str, str], raw_body: bytes) -> dict[str
     return {"status": "ignored"}
 
 
-def verify_signature(
-    secret: str, headers: Mapping[str, str], raw_body: bytes, now: float | None = None
-) -> None:
+def verify_signature(secret: str, headers: Mapping[str, str], raw_body: bytes, now: float | None = None) -> None:
     """`x-zm-signature` must be `v0=` + hex HMAC-SHA256(secret, "v0:{timestamp}:{raw body}"), timestamp fresh."""
     lowered = {name.lower(): value for name, value in headers.items()}
     timestamp = lowered.get(TIMESTAMP_HEADER, "")
