@@ -229,8 +229,9 @@ def _as_list(value: Any) -> list[str]:
 
 
 def _arn_matches(pattern: str, arn: str) -> bool:
+    """IAM's wildcards over the whole ARN: `*` any run of characters, `?` one; a decoded path may hold a newline."""
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, arn) is not None
+    return re.fullmatch(regex, arn, re.DOTALL) is not None
 
 
 def stringify_context(context: dict[str, Any]) -> dict[str, str]:

@@ -174,6 +174,18 @@ def test_a_policy_that_does_not_allow_the_method_arn_is_access_denied(fixture_st
     assert answer.json()["why"] == "User is not authorized to access this resource"
 
 
+def test_policy_wildcards_cross_a_newline_in_the_decoded_path(fixture_stack: FixtureStack) -> None:
+    # Given an id that decodes to "±\n]" and policies with `*` (whole API, and GET /items/* only)
+    odd = "/items/%C2%B1%0A%5D"
+
+    # When it is called with each, Then the route answers, as API Gateway's wildcard matching would have it
+    for token in ("allow-token-1", "narrow-get-items-only"):
+        event = echoed(fixture_stack, "GET", odd, headers={"Authorization": f"Bearer {token}"})
+        assert event["pathParameters"] == {"item_id": "\u00b1\n]"}, token
+    # And an explicit Deny still reaches across it
+    assert fixture_stack.call("GET", odd, headers={"Authorization": "Bearer deny-this-one"}).status == 403
+
+
 def test_other_authorizer_failures_are_500s(fixture_stack: FixtureStack) -> None:
     for token in ("broken-store", "garbage-answer"):
         answer = fixture_stack.call("GET", "/items/1", headers={"Authorization": f"Bearer {token}"})
