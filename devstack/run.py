@@ -114,10 +114,15 @@ class StackHandle:
         self._closer.close()
 
 
-def _ensure_free(host: str, port: int, option: str) -> None:
+def ensure_free(host: str, port: int, option: str) -> None:
+    """Fail early when a live process listens on the port; the last run's TIME_WAIT sockets do not count.
+
+    SO_REUSEADDR as the servers themselves bind: without it, a restart fails for a minute after a stop.
+    """
     if port == 0:
         return
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -154,7 +159,7 @@ def start_stack(options: StackOptions) -> StackHandle:
         (options.zoom_port, "--zoom-port"),
         (options.lambda_port, "--lambda-port"),
     ):
-        _ensure_free(options.host, port, option)
+        ensure_free(options.host, port, option)
     state_dir = options.state_dir.resolve()
     logs_dir = state_dir / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
