@@ -96,6 +96,43 @@ def stored_session(page: Page) -> dict[str, Any]:
     return dict(json.loads(page.evaluate("sessionStorage.getItem('link.session')")))
 
 
+def preferences_panel(page: Page) -> Any:
+    """The "User Preferences" table with its column headers, whatever it holds."""
+    table = page.get_by_role("table", name="User Preferences")
+    expect(table).to_be_visible()
+    for header in ["Resource Name", "Preference Tag"]:
+        expect(table.get_by_role("columnheader", name=header)).to_be_visible()
+    return table
+
+
+def test_the_preferences_panel_is_there_without_and_with_preferences(
+    stack: E2EStack, page: Page, stack_store: Any
+) -> None:
+    # Given a user with no preferences
+    bob = stack.user("user")
+    page.goto(f"{stack.api_url}/account")
+    sign_in(page, bob["username"], bob["password"])
+    expect(page.get_by_role("heading", name="My Account")).to_be_visible()
+    token, user_id = stored_session(page)["token"], stored_session(page)["user"]["id"]
+    for row in stack_store.list_preferences(user_id):  # the stack is shared by the e2e session
+        assert api(stack, "DELETE", f"/v1/account/preferences/{row.resource}/{row.tag}", token)[0] == 204
+    page.reload()
+
+    # Then the panel is there, its empty state inside it
+    table = preferences_panel(page)
+    expect(table.get_by_role("cell", name="You have no saved preferences.")).to_be_visible()
+
+    # Given the same user with one preference, Then the panel holds its row and no empty state
+    stack_store.upsert_preference(user_id, "Calendar", "week-start")
+    try:
+        page.reload()
+        table = preferences_panel(page)
+        expect(table.get_by_role("row", name="Calendar week-start")).to_be_visible()
+        expect(page.get_by_text("You have no saved preferences.")).to_have_count(0)
+    finally:
+        stack_store.delete_preference(user_id, "Calendar", "week-start")
+
+
 def test_a_user_signs_in_deletes_a_row_after_confirming_and_signs_out(
     stack: E2EStack, page: Page, stack_store: Any
 ) -> None:
@@ -112,7 +149,7 @@ def test_a_user_signs_in_deletes_a_row_after_confirming_and_signs_out(
 
     session = stored_session(page)
     if not stack_store.list_preferences(session["user"]["id"]):  # the stack is shared by the e2e session
-        expect(page.get_by_text("You have no saved preferences.")).to_be_visible()
+        expect(preferences_panel(page).get_by_text("You have no saved preferences.")).to_be_visible()
     stack_store.upsert_preference(session["user"]["id"], "Zoom", "oauth")
     page.reload()  # the session survives a reload (sessionStorage), the token never shows in the URL
     table = page.get_by_role("table", name="User Preferences")
