@@ -18,6 +18,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from . import pages, webhooks
 from .errors import ApiError, OAuthError, invalid_access_token, invalid_body, invalid_field, meeting_not_found
 from .meetings import LIST_TYPES, parse_meeting_body
+from .recurrence import OCCURRENCE_FIELDS
 from .store import EmulatorConfig, Fault, Store, User
 
 CONTROL_PREFIX = "/_emulator"
@@ -330,12 +331,23 @@ def _register_api(app: Flask, store: Store) -> None:
     def update_meeting(meeting_id: str) -> Response:
         user = current_user()
         store.count_meeting_request(user)
-        store.update_meeting(user, meeting_id, parse_meeting_body(_json_body()))
+        body = _json_body()
+        occurrence_id = request.args.get("occurrence_id")
+        if occurrence_id is None:
+            store.update_meeting(user, meeting_id, parse_meeting_body(body))
+        else:
+            store.update_occurrence(user, meeting_id, occurrence_id, parse_meeting_body(_occurrence_body(body)))
         return Response(status=204)
 
     @app.delete("/v2/meetings/<meeting_id>")
     def delete_meeting(meeting_id: str) -> Response:
-        store.delete_meeting(current_user(), meeting_id)
+        user = current_user()
+        occurrence_id = request.args.get("occurrence_id")
+        if occurrence_id is None:
+            store.delete_meeting(user, meeting_id)
+        else:
+            store.count_meeting_request(user)  # an occurrence delete is an update of the series
+            store.delete_occurrence(user, meeting_id, occurrence_id)
         return Response(status=204)
 
     @app.get("/j/<int:meeting_id>")
@@ -344,6 +356,16 @@ def _register_api(app: Flask, store: Store) -> None:
             if meeting["id"] == meeting_id:
                 return _html(pages.join_page(meeting_id, meeting["topic"]))
         return _html(pages.error_page("This meeting does not exist."), 404)
+
+
+def _occurrence_body(body: dict[str, Any]) -> dict[str, Any]:
+    """One occurrence can only get a new start, duration, agenda or settings (Zoom's code 300 otherwise)."""
+    refused = sorted(set(body) - OCCURRENCE_FIELDS)
+    if refused:
+        raise invalid_field(
+            refused[0][:40], "Only start_time, duration, agenda and settings can change for one occurrence."
+        )
+    return body
 
 
 def _page_token(user: User, kind: str, offset: int) -> str:
@@ -442,13 +464,14 @@ def _register_control(app: Flask, store: Store) -> None:
     @app.delete(f"{CONTROL_PREFIX}/meetings/<int:meeting_id>")
     def remove_meeting(meeting_id: int) -> Response:
         webhook_url = _optional_url(_control_body(), "webhook_url")
-        meeting = store.remove_meeting(meeting_id)
+        occurrence_id = request.args.get("occurrence_id")
+        meeting = store.remove_meeting(meeting_id, occurrence_id)
         if meeting is None:
-            raise NotFound(f"Meeting does not exist: {meeting_id}.")
+            raise NotFound(f"Meeting or occurrence does not exist: {meeting_id}.")
         delivery = None
         if webhook_url:
             host = store.user_by_email(meeting["host_email"])
-            payload = webhooks.meeting_deleted_payload(meeting, host.account_id if host else "")
+            payload = webhooks.meeting_deleted_payload(meeting, host.account_id if host else "", occurrence_id)
             delivery = webhooks.send_event(webhook_url, config.webhook_secret, "meeting.deleted", payload)
         return _json({"meeting": meeting, "webhook": delivery.to_json() if delivery else None})
 

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from .errors import invalid_field
+from .recurrence import Occurrence, Recurrence, generate, invalid_recurrence, parse_recurrence
 
 MEETING_TYPES = frozenset({1, 2, 3, 8})  # instant, scheduled, recurring (no fixed time), recurring (fixed time)
 TIMED_TYPES = frozenset({2, 8})  # the types that have a start_time
@@ -62,6 +63,12 @@ class MeetingChanges:
     password: str | None = None
     agenda: str | None = None
     settings: dict[str, Any] | None = None
+    recurrence: Recurrence | None = None
+
+    def regenerates(self) -> bool:
+        """Whether a series change must remake the occurrences (see recurrence.py)."""
+        fields = (self.type, self.start_time, self.duration, self.timezone, self.recurrence)
+        return any(value is not None for value in fields)
 
 
 def parse_meeting_body(body: dict[str, Any]) -> MeetingChanges:
@@ -102,6 +109,8 @@ def parse_meeting_body(body: dict[str, Any]) -> MeetingChanges:
         if not isinstance(body["settings"], dict):
             raise invalid_field("settings", "Settings must be an object.")
         changes.settings = body["settings"]
+    if "recurrence" in body:
+        changes.recurrence = parse_recurrence(body["recurrence"])
     return changes
 
 
@@ -154,8 +163,38 @@ class Meeting:
     encrypted_password: str = field(default_factory=_encrypted_password)
     settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     start_time_replaced: bool = False
+    recurrence: Recurrence | None = None
+    occurrences: list[Occurrence] = field(default_factory=list)
 
     def apply(self, changes: MeetingChanges, now: datetime) -> None:
+        """Applies a create or a whole-series update; a type 8 meeting's occurrences are remade when its
+        times or rule change (Zoom's code 300 if the rule has no or too many occurrences)."""
+        self._apply_fields(changes, now)
+        if changes.recurrence is not None and self.type == 8:
+            self.recurrence = changes.recurrence
+        if self.type != 8:
+            self.recurrence, self.occurrences = None, []
+        elif self.recurrence is None:
+            raise invalid_recurrence("a recurring meeting with a fixed time (type 8) needs a recurrence.")
+        elif changes.regenerates() or not self.occurrences:
+            self.occurrences = generate(self.recurrence, self.start_time, self.timezone, self.duration)
+            self.start_time = self.occurrences[0].start_time
+
+    def occurrence(self, occurrence_id: str) -> Occurrence | None:
+        return next(
+            (item for item in self.occurrences if item.occurrence_id == occurrence_id and item.status == "available"),
+            None,
+        )
+
+    def last_end(self) -> datetime:
+        """When the meeting's last available occurrence (or the meeting itself) ends."""
+        available = [item for item in self.occurrences if item.status == "available"]
+        if available:
+            last = max(available, key=lambda item: item.start_time)
+            return last.start_time + timedelta(minutes=last.duration)
+        return self.start_time + timedelta(minutes=self.duration)
+
+    def _apply_fields(self, changes: MeetingChanges, now: datetime) -> None:
         if changes.topic is not None:
             self.topic = changes.topic or DEFAULT_TOPIC
         if changes.type is not None:
@@ -199,6 +238,9 @@ class Meeting:
             data["start_time"] = zoom_time(self.start_time)
         if self.agenda:
             data["agenda"] = self.agenda
+        if self.type == 8 and self.recurrence is not None:
+            data["recurrence"] = self.recurrence.to_api()
+            data["occurrences"] = [item.to_api() for item in self.occurrences]
         return data
 
     def to_list_item(self) -> dict[str, Any]:
@@ -228,7 +270,7 @@ def meeting_listed(meeting: Meeting, kind: str, now: datetime) -> bool:
         return False
     if meeting.type not in TIMED_TYPES:  # recurring without a fixed time: always upcoming
         return kind in ("scheduled", "upcoming", "upcoming_meetings")
-    end = meeting.start_time + timedelta(minutes=meeting.duration)
+    end = meeting.last_end()
     if kind == "live":
         return meeting.start_time <= now < end
     if kind in ("upcoming", "upcoming_meetings"):

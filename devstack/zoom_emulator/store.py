@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ApiError, OAuthError, invalid_access_token, meeting_not_found
-from .meetings import USER_TIMEZONE, Meeting, MeetingChanges, meeting_listed
+from .errors import ApiError, OAuthError, invalid_access_token, invalid_field, meeting_not_found
+from .meetings import USER_TIMEZONE, Meeting, MeetingChanges, meeting_listed, parse_start_time
+from .recurrence import Occurrence, invalid_occurrence
 
 SCOPE = "meeting:write meeting:read user:read"
 CODE_TTL = 600  # Zoom's authorization codes are good for 10 minutes
@@ -352,7 +353,39 @@ class Store:
 
     def update_meeting(self, user: User, meeting_id: str, changes: MeetingChanges) -> None:
         with self._lock:
-            self._own_meeting(user, meeting_id).apply(changes, self.utcnow())
+            meeting = self._own_meeting(user, meeting_id)
+            updated = copy.deepcopy(meeting)  # a refused change leaves the meeting as it was
+            updated.apply(changes, self.utcnow())
+            self._meetings[meeting.id] = updated
+
+    def update_occurrence(self, user: User, meeting_id: str, occurrence_id: str, changes: MeetingChanges) -> None:
+        """PATCH ?occurrence_id=: moves one occurrence (its id stays its original start)."""
+        with self._lock:
+            occurrence = self._own_occurrence(user, meeting_id, occurrence_id)
+            if changes.start_time is not None:
+                meeting = self._own_meeting(user, meeting_id)
+                start = parse_start_time(changes.start_time, meeting.timezone)
+                if start is None:
+                    raise invalid_field("start_time", "Invalid start_time for the occurrence.")
+                occurrence.start_time = start
+            if changes.duration is not None:
+                occurrence.duration = changes.duration
+            if changes.agenda is not None:
+                occurrence.agenda = changes.agenda
+            if changes.settings is not None:
+                occurrence.settings = {**occurrence.settings, **changes.settings}
+
+    def delete_occurrence(self, user: User, meeting_id: str, occurrence_id: str) -> dict[str, Any]:
+        """DELETE ?occurrence_id=: that occurrence only; returns the meeting as it is afterwards."""
+        with self._lock:
+            self._own_occurrence(user, meeting_id, occurrence_id).status = "deleted"
+            return self._own_meeting(user, meeting_id).to_api()
+
+    def _own_occurrence(self, user: User, meeting_id: str, occurrence_id: str) -> Occurrence:
+        occurrence = self._own_meeting(user, meeting_id).occurrence(occurrence_id)
+        if occurrence is None:
+            raise invalid_occurrence(occurrence_id)
+        return occurrence
 
     def delete_meeting(self, user: User, meeting_id: str) -> None:
         with self._lock:
@@ -384,11 +417,19 @@ class Store:
                 for meeting in self._meetings.values()
             ]
 
-    def remove_meeting(self, meeting_id: int) -> dict[str, Any] | None:
-        """The host deletes the meeting in the Zoom app; returns it, or None if there was none."""
+    def remove_meeting(self, meeting_id: int, occurrence_id: str | None = None) -> dict[str, Any] | None:
+        """The host deletes the meeting (or one occurrence of it) in the Zoom app; returns the meeting as it
+        was, or None if there was none (or no such occurrence)."""
         with self._lock:
-            meeting = self._meetings.pop(meeting_id, None)
-            return None if meeting is None else meeting.to_api()
+            if occurrence_id is None:
+                meeting = self._meetings.pop(meeting_id, None)
+                return None if meeting is None else meeting.to_api()
+            found = self._meetings.get(meeting_id)
+            occurrence = found.occurrence(occurrence_id) if found is not None else None
+            if found is None or occurrence is None:
+                return None
+            occurrence.status = "deleted"
+            return found.to_api()
 
     # --- faults, latency and the call log
 

@@ -103,11 +103,21 @@ def app_deauthorized_payload(user_id: str, account_id: str, client_id: str) -> d
     }
 
 
-def meeting_deleted_payload(meeting: dict[str, Any], account_id: str) -> dict[str, Any]:
+def meeting_deleted_payload(
+    meeting: dict[str, Any], account_id: str, occurrence_id: str | None = None
+) -> dict[str, Any]:
+    """`meeting.deleted`; for one occurrence of a recurring meeting, `object.occurrences` names it."""
     fields = ("uuid", "id", "host_id", "topic", "type", "start_time", "duration", "timezone")
+    deleted = {name: meeting[name] for name in fields if name in meeting}
+    if occurrence_id is not None:
+        deleted["occurrences"] = [
+            {"occurrence_id": item["occurrence_id"], "start_time": item["start_time"]}
+            for item in meeting.get("occurrences", [])
+            if item["occurrence_id"] == occurrence_id
+        ]
     return {
         "account_id": account_id,
         "operator": meeting["host_email"],
         "operator_id": meeting["host_id"],
-        "object": {name: meeting[name] for name in fields if name in meeting},
+        "object": deleted,
     }
