@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from devstack.aws import (
     REGION,
@@ -46,6 +46,9 @@ from devstack.functions import FunctionLogs, FunctionRegistry, Invocation, Route
 from devstack.gateway import Gateway, RunningServer, serve_api, serve_invoke_api
 from devstack.pollers import Pollers, RetryPolicy, build_pollers, scheduled_event
 from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template
+
+if TYPE_CHECKING:
+    from devstack.directory import DirectoryLease
 
 log = logging.getLogger("devstack.run")
 
@@ -168,29 +171,28 @@ def start_stack(options: StackOptions) -> StackHandle:
     closer = contextlib.ExitStack()
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="directory") as pool:
-            directory = pool.submit(_start_directory) if options.directory and "LDAP_URL" not in overrides else None
+            wanted = options.directory and "LDAP_URL" not in overrides
+            directory = pool.submit(_hold_directory, options.keep_directory) if wanted else None
             try:
                 return _start_rest(options, template, overrides, logs_dir, state_dir, directory, closer)
             finally:
                 if directory is not None:
-                    _own_directory(directory, options.keep_directory, closer)
+                    _own_directory(directory, closer)
     except BaseException:
         closer.close()
         raise
 
 
-def _start_directory() -> tuple[Any, bool]:
-    from devstack.directory import start_or_reuse
+def _hold_directory(keep: bool) -> DirectoryLease:
+    from devstack.directory import LeaseBook
 
-    return start_or_reuse()
+    return LeaseBook().hold(stop_when_done=not keep)
 
 
-def _own_directory(directory: Future[tuple[Any, bool]], keep: bool, closer: contextlib.ExitStack) -> None:
-    """Stop on close a directory this stack started (not one it reused: others may be using it)."""
-    from devstack.directory import stop_directory
-
-    if directory.exception() is None and directory.result()[1] and not keep:
-        closer.callback(stop_directory)
+def _own_directory(directory: Future[DirectoryLease], closer: contextlib.ExitStack) -> None:
+    """Give the directory up on close: stopped if this stack started it and no one else (a test session) holds it."""
+    if directory.exception() is None:
+        closer.callback(directory.result().release)
 
 
 def _start_rest(
@@ -199,7 +201,7 @@ def _start_rest(
     overrides: dict[str, str],
     logs_dir: Path,
     state_dir: Path,
-    directory: Future[tuple[Any, bool]] | None,
+    directory: Future[DirectoryLease] | None,
     closer: contextlib.ExitStack,
 ) -> StackHandle:
     host = options.host
@@ -227,8 +229,8 @@ def _start_rest(
     _quiet_moto()
     demo_users: list[dict[str, str]] = []
     if directory is not None:
-        info = directory.result()[0]
-        settings |= info.env()
+        directory_info = directory.result().info
+        settings |= directory_info.env()
         demo_users = [
             {
                 "username": u.username,
@@ -237,7 +239,7 @@ def _start_rest(
                 "display_name": u.display_name,
                 "role": u.role,
             }
-            for u in info.users
+            for u in directory_info.users
         ]
     settings |= overrides
     resources = provision(moto.endpoint_url, template_parameters(template, settings), options.template_path)

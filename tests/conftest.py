@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 # powertools Metrics reads its namespace when link_zoom.observability is first imported, before any fixture runs.
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LinkZoomTest")
@@ -18,6 +19,9 @@ from devstack.aws import (
     stack_environment,
     start_moto_server,
 )
+
+if TYPE_CHECKING:
+    from devstack.directory import DirectoryInfo
 
 # The Zoom emulator's defaults (devstack.zoom_emulator.EmulatorConfig); tests that start an emulator use them.
 ZOOM_CLIENT_ID = "link-local-client"
@@ -65,3 +69,13 @@ def stack_env(local_aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Ite
     reset_process_caches()
     yield dict(os.environ)
     reset_process_caches()
+
+
+@pytest.fixture(scope="session")
+def demo_directory() -> Iterator[DirectoryInfo]:
+    """The machine's one Samba AD DC for the whole session: reused when running, else started here and then
+    stopped at the end of the session (once nobody else, a `make run` or another test session, holds it)."""
+    from devstack.directory import hold_directory
+
+    with hold_directory() as lease:
+        yield lease.info

@@ -3,10 +3,13 @@
     info = ensure_directory()          # starts it, or reuses the one already running (< 1 s)
     info.env()                         # LDAP_URL, LDAP_BASE_DN, LDAP_ADMIN_GROUP_DN, LDAP_CA_FILE
     info.user("admin").password        # ada: admin through nested groups; bob: user; dora: disabled
+    with hold_directory() as lease:    # the same, and stopped afterwards if this started it and nobody
+        lease.info                     # else (make run, another test session) still holds it
 
 One instance per machine (ports 389/636): everybody shares the state dir .local/samba of the checkout.
 """
 
+from ._lease import DirectoryLease, LeaseBook, hold_directory
 from ._model import DemoUser, DirectoryInfo, Role
 from ._samba import (
     ADMIN_GROUP_DN,
@@ -29,8 +32,11 @@ __all__ = [
     "DemoUser",
     "DirectoryError",
     "DirectoryInfo",
+    "DirectoryLease",
+    "LeaseBook",
     "Role",
     "ensure_directory",
+    "hold_directory",
     "start_or_reuse",
     "stop_directory",
 ]

@@ -31,7 +31,8 @@ E2EStack = StackProcess
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, demo_directory: object) -> Iterator[E2EStack]:
+    # The session holds the directory (demo_directory), so the stack reuses it and leaves it to the session.
     running = start_stack_process(
         tmp_path_factory.mktemp("stack"), extra_args=["--keep-directory"], timeout=START_TIMEOUT_S
     )

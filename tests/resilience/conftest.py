@@ -58,8 +58,11 @@ def stack_zoom(secrets: SecretRegistry) -> Iterator[EmulatorHandle]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, stack_zoom: EmulatorHandle) -> Iterator[StackProcess]:
-    """The stack `make run` starts, in a child process, with this process's emulator as its Zoom."""
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, stack_zoom: EmulatorHandle, demo_directory: object
+) -> Iterator[StackProcess]:
+    """The stack `make run` starts, in a child process, with this process's emulator as its Zoom; it reuses the
+    directory the session holds (demo_directory), which the session stops at its end if it started it."""
     env = child_environment(
         CALLER_ENVIRONMENT,
         ZOOM_OAUTH_BASE_URL=stack_zoom.oauth_base_url,

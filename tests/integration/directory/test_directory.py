@@ -35,8 +35,8 @@ CANONICAL_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 
 
 @pytest.fixture(scope="module")
-def info() -> DirectoryInfo:
-    return ensure_directory()
+def info(demo_directory: DirectoryInfo) -> DirectoryInfo:
+    return demo_directory
 
 
 def _server(info: DirectoryInfo, ca_file: str | None = "from-info") -> ldap3.Server:

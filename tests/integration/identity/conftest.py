@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from devstack.aws import LocalResources
-from devstack.directory import DirectoryInfo, ensure_directory
+from devstack.directory import DirectoryInfo
 from devstack.events import api_event, token_authorizer_event
 from link_zoom.observability import metrics
 from tests.conftest import reset_process_caches
@@ -18,8 +18,8 @@ from tests.unit.identity.fakes import LambdaContext, load_function, logger_outpu
 
 
 @pytest.fixture(scope="session")
-def directory_info() -> DirectoryInfo:
-    return ensure_directory()
+def directory_info(demo_directory: DirectoryInfo) -> DirectoryInfo:
+    return demo_directory
 
 
 @pytest.fixture
