@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
 PY312_DIR := $(shell (pyenv prefix 3.12.1 2>/dev/null || pyenv prefix 3.12 2>/dev/null) | head -1)
 SAM_PATH := $(if $(PY312_DIR),$(PY312_DIR)/bin:,)$(PATH)
 
-.PHONY: help setup system-packages venv lint typecheck validate build test test-unit test-integration \
+.PHONY: help setup system-packages run-packages venv lint typecheck validate build test test-unit test-integration \
         test-e2e run keeper replay-dlq bench resilience clean
 
 help:
@@ -24,17 +24,33 @@ help:
 
 setup: system-packages venv
 
-# Samba AD DC for the demo directory, Chromium for the browser tests (Debian packages).
-system-packages:
+# Debian packages: python3-venv (the venv), a Samba AD DC for the demo directory (not needed when LDAP_URL names
+# a real one), Chromium for the browser tests. `make run` and `make test` check theirs first (dpkg -s, cheap) and
+# install what is missing, or, when not root, stop at once with the one command that installs it.
+DIRECTORY_PACKAGES := $(if $(LDAP_URL),,samba-ad-dc samba winbind krb5-user ldap-utils)
+RUN_PACKAGES := python3-venv $(DIRECTORY_PACKAGES)
+TEST_PACKAGES := python3-venv samba-ad-dc samba winbind krb5-user ldap-utils chromium
+
+define ensure_packages
 	@missing=""; \
-	for pkg in samba-ad-dc samba winbind krb5-user ldap-utils chromium; do \
-	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
-	done; \
+	for pkg in $(1); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing Debian packages:$$missing. Install them with:" >&2; \
+	    echo "  sudo apt-get install -y$$missing" >&2; \
+	    exit 1; \
+	  fi; \
 	  echo "installing:$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; \
 	fi
+endef
+
+system-packages:
+	$(call ensure_packages,$(TEST_PACKAGES))
+
+run-packages:
+	$(call ensure_packages,$(RUN_PACKAGES))
 
 venv: $(VENV)/.installed
 
@@ -70,10 +86,11 @@ test-integration: venv
 test-e2e: venv
 	$(PYTEST) tests/e2e -q
 
-test: lint typecheck validate build
+# system-packages first: on a bare machine the venv needs python3-venv and the tests need Samba and Chromium.
+test: system-packages lint typecheck validate build
 	$(PYTEST) tests -q
 
-run: venv
+run: run-packages venv
 	$(PYTHON) -m devstack.run
 
 keeper: venv
