@@ -31,9 +31,11 @@ ZOOM_WEBHOOK_SECRET = "link-local-webhook-secret"
 
 def reset_process_caches() -> None:
     """Forget clients, settings and bindings cached for a warm Lambda, as a fresh container would."""
+    from link_zoom import composition
     from link_zoom.adapters import aws, dynamo, flag
     from link_zoom.config import get_settings
 
+    composition.reset()
     get_settings.cache_clear()
     aws.client.cache_clear()
     dynamo._bound.clear()

@@ -6,7 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from link_zoom.domain import calendar_events
+from link_zoom import composition
+from link_zoom.edge import batches
 from link_zoom.observability import logger, metrics
 
 
@@ -14,4 +15,4 @@ from link_zoom.observability import logger, metrics
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Partial batch failures: only the failed records (and the later records of their events) come back.
-    return calendar_events.handle_stream_batch(event, context)
+    return batches.handle_stream_batch(event, context, composition.meetings)

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from link_zoom import composition
 from link_zoom.api import (
     build_resolver,
     current_principal,
@@ -27,7 +28,10 @@ app = build_resolver()
 @app.exception_handler(meetings.NotConnected)
 def _not_connected(_: meetings.NotConnected) -> Response:
     # The answer carries a fresh authorize URL, so the client can send the user to Zoom at once.
-    authorize_url = meetings.authorize_url_for(current_principal(app).user_id, request_base_url(app))
+    consent = composition.connection()
+    authorize_url = consent.authorize_url_for(
+        current_principal(app).user_id, consent.redirect_uri_for(request_base_url(app))
+    )
     error = ZoomAuthorizationRequired(authorize_url)
     return json_response(error.status, error.body())
 
@@ -47,8 +51,8 @@ def compose_link() -> Response:
     principal = current_principal(app)
     request = meetings.ComposeLinkRequest.from_body(parse_json_object(app.current_event.body, required=False))
     key = meetings.parse_idempotency_key(app.current_event.headers.get("idempotency-key"))
-    answer = meetings.compose_link(
-        principal.user_id, request, key, Deadline.for_api(app.lambda_context), app.lambda_context
+    answer = composition.meetings().compose_link_once(
+        principal.user_id, request, key, Deadline.for_api(app.lambda_context)
     )
     return json_response(201, answer)
 
@@ -57,7 +61,7 @@ def compose_link() -> Response:
 def put_event_meeting(event_id: str) -> Response:
     principal = current_principal(app)
     schedule = meetings.parse_event_meeting(parse_json_object(app.current_event.body))
-    answer = meetings.service().put_event_meeting(
+    answer = composition.meetings().put_event_meeting(
         principal.user_id, meetings.event_id_of(event_id), schedule, Deadline.for_api(app.lambda_context)
     )
     return json_response(200, answer)
@@ -66,7 +70,7 @@ def put_event_meeting(event_id: str) -> Response:
 @app.delete("/v1/events/<event_id>/zoom")
 def delete_event_meeting(event_id: str) -> Response:
     principal = current_principal(app)
-    meetings.service().delete_event_meeting(
+    composition.meetings().delete_event_meeting(
         principal.user_id, meetings.event_id_of(event_id), Deadline.for_api(app.lambda_context)
     )
     return empty_response(204)

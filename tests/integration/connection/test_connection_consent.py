@@ -259,10 +259,12 @@ def test_the_state_binds_the_connection_to_the_user_who_started(zoom: EmulatorHa
 def test_zoom_redirect_url_overrides_the_derived_callback(
     zoom: EmulatorHandle, oauth_function: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from link_zoom import composition
     from link_zoom.config import get_settings
 
     monkeypatch.setenv("ZOOM_REDIRECT_URL", "http://localhost:9999/v1/zoom/callback")
     get_settings.cache_clear()
+    composition.reset()  # what was built from the old settings
 
     params = query_of(authorize_url(oauth_function, new_person()))
 

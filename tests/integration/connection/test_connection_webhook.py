@@ -150,21 +150,20 @@ def test_app_deauthorized_of_another_app_changes_nothing(
     assert connection_status(person.user_id).connected
 
 
-def test_meeting_deleted_is_handed_to_the_meetings_code(
-    zoom: EmulatorHandle, webhook_function: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from link_zoom.domain import meetings
+def test_meeting_deleted_is_handed_to_the_meetings_code(zoom: EmulatorHandle, webhook_function: Any) -> None:
+    from link_zoom import composition
 
     handed: list[str] = []
 
-    def handle_meeting_deleted(meeting_id: str) -> bool:
-        handed.append(meeting_id)
-        return True
+    class Meetings:
+        def meeting_deleted_at_zoom(self, meeting_id: str) -> int:
+            handed.append(meeting_id)
+            return 1
 
-    monkeypatch.setattr(meetings, "handle_meeting_deleted", handle_meeting_deleted)
     payload = {"account_id": "acc", "operator": "a@corp.example", "object": {"id": 85746065432, "host_id": "h"}}
 
-    status, _ = _answer(invoke(webhook_function, _notification(zoom, "meeting.deleted", payload)))
+    with composition.override(meetings=Meetings()):
+        status, _ = _answer(invoke(webhook_function, _notification(zoom, "meeting.deleted", payload)))
 
     assert status == 200
     assert handed == ["85746065432"]
@@ -185,10 +184,12 @@ def test_other_events_are_acknowledged_and_ignored(zoom: EmulatorHandle, webhook
 def test_zoom_webhook_secret_from_the_environment_wins(
     zoom: EmulatorHandle, webhook_function: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from link_zoom import composition
     from link_zoom.config import get_settings
 
     monkeypatch.setenv("ZOOM_WEBHOOK_SECRET", "from-the-environment")
     get_settings.cache_clear()
+    composition.reset()  # what was built from the old settings
 
     ok = _notification(zoom, "endpoint.url_validation", {"plainToken": "x"}, secret="from-the-environment")
     stored = _notification(zoom, "endpoint.url_validation", {"plainToken": "x"})

@@ -593,9 +593,11 @@ def test_failing_records_reach_the_dlq_and_the_replay_reprocesses_them(
     monkeypatch.setattr(stream_dead_letters, "_lambda_client", lambda region, endpoint: InProcessLambda())
     monkeypatch.setenv("CALENDAR_STREAM_DLQ_URL", dlq)
     monkeypatch.setenv("CALENDAR_STREAM_FUNCTION", "calendar-stream")
+    from link_zoom import composition
     from link_zoom.config import get_settings
 
     get_settings.cache_clear()
+    composition.reset()  # what was built from the old settings
     summary = functions["dlq_replay"].handler({}, context(300))
     assert summary == {
         "messages": 1,

@@ -11,16 +11,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from link_zoom.adapters.zoom_meetings import FoundMeeting, ZoomMeeting
 from link_zoom.deadline import Deadline
 from link_zoom.domain.calendar_events import WATCHED, CalendarItem, ZoomFields
 from link_zoom.domain.meetings import (
     CalendarPort,
     ConnectionPort,
+    FoundMeeting,
     MeetingLink,
     MeetingLinksPort,
     Meetings,
     NotConnected,
+    OncePort,
+    ZoomMeeting,
     ZoomMeetingsPort,
 )
 from link_zoom.domain.schedule import Schedule
@@ -305,6 +307,19 @@ class FakeCalendar:
             return True
 
 
+class FakeOnce:
+    """Kept answers by scope (the real one is powertools idempotency on DynamoDB, tested in the handler tests)."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+
+    def run(self, scope: dict[str, str], compute: Callable[[], dict[str, Any]], deadline: Deadline) -> dict[str, Any]:
+        key = tuple(sorted(scope.items()))
+        if key not in self.answers:
+            self.answers[key] = compute()
+        return self.answers[key]
+
+
 class Switch:
     def __init__(self, on: bool = True) -> None:
         self.on = on
@@ -331,7 +346,8 @@ def build_world() -> World:
     zoom, connection, links, calendar, switch = FakeZoom(), FakeConnection(), FakeLinks(), FakeCalendar(), Switch()
     # Each fake is checked against its port by mypy here.
     ports: tuple[ZoomMeetingsPort, ConnectionPort, MeetingLinksPort, CalendarPort] = (zoom, connection, links, calendar)
-    meetings = Meetings(*ports, zoom_enabled=switch, sleep=lambda _: time.sleep(0.001))
+    once: OncePort = FakeOnce()
+    meetings = Meetings(*ports, zoom_enabled=switch, once=once, sleep=lambda _: time.sleep(0.001))
     return World(zoom, connection, links, calendar, switch, meetings)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
+from link_zoom import composition
 from link_zoom.adapters import stream_dead_letters
 from link_zoom.adapters.stream_dead_letters import (
     DeadLetter,
@@ -19,7 +21,7 @@ from link_zoom.adapters.stream_dead_letters import (
 )
 from link_zoom.deadline import Deadline
 from link_zoom.domain import calendar_events, stream_replay
-from link_zoom.domain import meetings as meetings_module
+from link_zoom.edge import batches
 from link_zoom.errors import ZoomUnavailable
 from tests.unit.meetings.fakes import OTHER_USER, USER, World, build_world, image, stream_record
 
@@ -37,10 +39,10 @@ class Context:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> World:
+def world() -> Iterator[World]:
     made = build_world()
-    monkeypatch.setattr(meetings_module, "service", lambda: made.meetings)
-    return made
+    with composition.override(meetings=made.meetings):
+        yield made
 
 
 def insert(world: World, event_id: str, sequence: int, user_id: str = USER, zoom: bool = True) -> dict[str, Any]:
@@ -54,13 +56,13 @@ def test_a_stream_batch_reports_the_failed_record_and_the_later_records_of_its_e
     later_a = dict(world.calendar.items[(USER, "a")])
     records.append(stream_record("MODIFY", records[0]["dynamodb"]["NewImage"], {**later_a, "subject": {"S": "x"}}, 3))
     world.zoom.fail_next("create", ZoomUnavailable())
-    answer = calendar_events.handle_stream_batch({"Records": records}, Context())
+    answer = batches.handle_stream_batch({"Records": records}, Context(), composition.meetings)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "3"}]}
     assert world.zoom.count("create") == 1
 
 
 def test_a_clean_batch_reports_no_failures(world: World) -> None:
-    answer = calendar_events.handle_stream_batch({"Records": [insert(world, "a", 1)]}, Context())
+    answer = batches.handle_stream_batch({"Records": [insert(world, "a", 1)]}, Context(), composition.meetings)
     assert answer == {"batchItemFailures": []}
 
 
@@ -89,7 +91,7 @@ def sqs_record(body: str, message_id: str = "m1") -> dict[str, Any]:
 def test_the_sweep_handler_gives_waiting_events_their_meetings(world: World) -> None:
     from tests.unit.meetings.test_meetings_handlers import load
 
-    calendar_events.process_records([insert(world, "a", 1, OTHER_USER)], Deadline(10), world.meetings)
+    calendar_events.process_records([insert(world, "a", 1, OTHER_USER)], Deadline(10), lambda: world.meetings)
     assert world.calendar.zoom_of(OTHER_USER, "a").status == "authorization_required"
     world.connection.connected.add(OTHER_USER)
     handler = load("connect_sweep").handler
@@ -99,13 +101,13 @@ def test_the_sweep_handler_gives_waiting_events_their_meetings(world: World) -> 
 
 
 def test_a_failing_sweep_is_reported_for_retry(world: World) -> None:
-    calendar_events.process_records([insert(world, "a", 1, OTHER_USER)], Deadline(10), world.meetings)
+    calendar_events.process_records([insert(world, "a", 1, OTHER_USER)], Deadline(10), lambda: world.meetings)
     world.connection.connected.add(OTHER_USER)
     world.zoom.fail_next("create", ZoomUnavailable())
     event = {
         "Records": [sqs_record(json.dumps({"user_id": OTHER_USER})), sqs_record(json.dumps({"user_id": USER}), "m2")]
     }
-    answer = calendar_events.handle_sweep_batch(event, Context())
+    answer = batches.handle_sweep_batch(event, Context(), composition.meetings)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devstack.events import api_event, authorizer_context
-from link_zoom.domain import meetings as meetings_module
+from link_zoom import composition
+from link_zoom.adapters.idempotency_store import IdempotencyStore
+from link_zoom.config import get_settings
+from link_zoom.domain.meetings import IDEMPOTENCY_EXPIRY_S
 from link_zoom.errors import ZoomRateLimited, ZoomUnavailable
 from tests.unit.meetings.fakes import OTHER_USER, USER, World, build_world
 
@@ -41,14 +46,29 @@ class Context:
         return 20_000
 
 
+class FakeConsent:
+    """The connection's consent side, as the NotConnected answer uses it."""
+
+    def redirect_uri_for(self, base_url: str) -> str:
+        return f"{base_url}/v1/zoom/callback"
+
+    def authorize_url_for(self, user_id: str, redirect_uri: str) -> str:
+        return f"https://zoom.test/oauth/authorize?u={user_id}"
+
+
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> World:
+def world() -> Iterator[World]:
     made = build_world()
-    monkeypatch.setattr(meetings_module, "service", lambda: made.meetings)
-    monkeypatch.setattr(
-        meetings_module, "authorize_url_for", lambda user_id, base: f"https://zoom.test/oauth/authorize?u={user_id}"
-    )
-    return made
+    with composition.override(meetings=made.meetings, connection=FakeConsent()):
+        yield made
+
+
+@pytest.fixture
+def kept_answers(world: World, aws: dict[str, Any]) -> Iterator[None]:
+    """Idempotency-Key answers kept the real way: powertools idempotency on the template's table (moto)."""
+    store = IdempotencyStore(get_settings().idempotency_table, IDEMPOTENCY_EXPIRY_S)
+    with composition.override(meetings=dataclasses.replace(world.meetings, once=store)):
+        yield
 
 
 def call(
@@ -170,7 +190,7 @@ def test_each_user_has_their_own_meeting_per_event(world: World) -> None:
 
 
 def test_a_repeated_idempotency_key_returns_the_first_answer_and_creates_nothing(
-    world: World, aws: dict[str, Any]
+    world: World, kept_answers: None
 ) -> None:
     world.connection.connected.add(OTHER_USER)
     key = {"Idempotency-Key": "compose-42"}
@@ -184,7 +204,7 @@ def test_a_repeated_idempotency_key_returns_the_first_answer_and_creates_nothing
     assert len(world.zoom) == 3
 
 
-def test_a_failed_request_does_not_burn_its_idempotency_key(world: World, aws: dict[str, Any]) -> None:
+def test_a_failed_request_does_not_burn_its_idempotency_key(world: World, kept_answers: None) -> None:
     world.zoom.fail_next("create", ZoomUnavailable())
     key = {"Idempotency-Key": "retry-me"}
     assert call("POST", "/v1/compose-link", {}, headers=key)[0] == 502

@@ -11,8 +11,8 @@ import pytest
 from devstack.template import load_template
 from link_zoom.adapters.calendar_store import CalendarStore
 from link_zoom.adapters.meeting_links_store import MeetingLinkModel, MeetingLinksStore
-from link_zoom.adapters.zoom_meetings import ZoomMeeting
 from link_zoom.domain.calendar_events import CalendarItem, ZoomFields
+from link_zoom.domain.meetings import ZoomMeeting
 from link_zoom.domain.schedule import Schedule, parse_instant
 from tests.unit.meetings.fakes import USER, image
 

@@ -76,7 +76,7 @@ def link(world: World) -> Calendar:
 
 
 def run(world: World, *records: dict[str, Any]) -> list[BaseException | None]:
-    return process_records(list(records), Deadline(20), world.meetings)
+    return process_records(list(records), Deadline(20), lambda: world.meetings)
 
 
 def test_insert_with_zoom_creates_one_meeting_and_writes_it_back(world: World, link: Calendar) -> None:

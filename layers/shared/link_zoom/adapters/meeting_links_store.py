@@ -15,8 +15,7 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from link_zoom.adapters.dynamo import bind
-from link_zoom.adapters.zoom_meetings import ZoomMeeting
-from link_zoom.domain.meetings import MeetingLink
+from link_zoom.domain.meetings import MeetingLink, ZoomMeeting
 from link_zoom.domain.schedule import Schedule, parse_instant, zoom_time
 
 

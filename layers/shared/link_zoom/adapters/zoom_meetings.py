@@ -17,12 +17,12 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from link_zoom import config
 from link_zoom.deadline import Deadline
+from link_zoom.domain.meetings import FoundMeeting, ZoomMeeting
 from link_zoom.domain.schedule import Schedule
 from link_zoom.errors import (
     ZoomMeetingNotFound,
@@ -46,38 +46,10 @@ LIST_PAGE_SIZE = 300  # Zoom's maximum
 LIST_MAX_PAGES = 10
 
 
-@dataclass(frozen=True)
-class ZoomMeeting:
-    """What Zoom answered to a create (its id as a string, as the contract wants it)."""
-
-    meeting_id: str
-    join_url: str
-    password: str | None
-
-
 def agenda_for(reference: str) -> str:
     """The agenda of a meeting made for a link claim: short and up front, as Zoom's meeting list cuts agendas
     to 250 characters; the reference is ours alone (random per claim), so nothing else can carry it."""
     return f"Added by Link. Ref: {reference}"
-
-
-@dataclass(frozen=True)
-class FoundMeeting:
-    """A meeting a lost create made, found by its reference, with the schedule Zoom holds for it."""
-
-    meeting: ZoomMeeting
-    topic: str
-    start_time: str
-    duration: int
-    timezone: str
-
-    def matches(self, schedule: Schedule) -> bool:
-        return (self.topic, self.start_time, self.duration, self.timezone) == (
-            schedule.topic,
-            schedule.start_time,
-            schedule.duration_minutes,
-            schedule.time_zone,
-        )
 
 
 def _meeting_of(data: dict[str, Any]) -> ZoomMeeting | None:

@@ -8,7 +8,6 @@ the records of one event in order.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -190,10 +189,12 @@ def run_per_key(
 def process_records(
     records: Sequence[Mapping[str, Any]],
     deadline: Deadline,
-    meetings: Meetings | None = None,
+    meetings_service: Callable[[], Meetings],
     max_workers: int = MAX_WORKERS,
 ) -> list[BaseException | None]:
-    """Handles a batch of stream records; returns, per record, None or the error that failed it."""
+    """Handles a batch of stream records; returns, per record, None or the error that failed it.
+
+    `meetings_service` is asked for the service only when a record needs it (most records need nothing)."""
     changes: list[Change | None] = []
     for record in records:
         try:
@@ -202,10 +203,7 @@ def process_records(
             # Retrying cannot repair a record without keys: log it and let the shard move on.
             logger.error("unusable calendar stream record", extra={"event_name": record.get("eventName")})
             changes.append(None)
-    if meetings is None and any(change and change.needs_reconcile for change in changes):
-        from link_zoom.domain.meetings import service
-
-        meetings = service()
+    meetings = meetings_service() if any(change and change.needs_reconcile for change in changes) else None
     jobs: list[tuple[Hashable, Callable[[], object]]] = []
     for number, change in enumerate(changes):
         if change is None:
@@ -240,39 +238,8 @@ def _reconcile(meetings: Meetings, change: Change, deadline: Deadline) -> None:
     )
 
 
-def handle_stream_batch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """The stream Lambda's work: process concurrently, then report failures the powertools way."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-
-    records: list[Mapping[str, Any]] = list(event.get("Records") or [])
-    if not records:
-        return {"batchItemFailures": []}
-    results = process_records(records, Deadline.from_context(context))
-    failed = {
-        str((record.get("dynamodb") or {}).get("SequenceNumber")): error
-        for record, error in zip(records, results, strict=True)
-        if error is not None
-    }
-
-    def record_handler(record: DynamoDBRecord) -> None:
-        error = failed.get(str(record.dynamodb.sequence_number if record.dynamodb else None))
-        if error is not None:
-            raise error
-
-    # Every record's outcome is reported, also when all failed: Lambda retries from the lowest failed one.
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    return dict(
-        process_partial_response(event=dict(event), record_handler=record_handler, processor=processor, context=context)
-    )
-
-
-def sweep_after_connect(user_id: str, deadline: Deadline, meetings: Meetings | None = None) -> int:
+def sweep_after_connect(user_id: str, deadline: Deadline, meetings: Meetings) -> int:
     """Gives the user's not-yet-ended events waiting with authorization_required their meetings."""
-    if meetings is None:
-        from link_zoom.domain.meetings import service
-
-        meetings = service()
     items = meetings.sweep_candidates(user_id)
     jobs: list[tuple[Hashable, Callable[[], object]]] = [
         (item.event_id, partial(meetings.reconcile_event, item.user_id, item.event_id, deadline)) for item in items
@@ -282,29 +249,3 @@ def sweep_after_connect(user_id: str, deadline: Deadline, meetings: Meetings | N
     if errors:
         raise errors[0]
     return len(items)
-
-
-def handle_sweep_batch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """The sweep Lambda's work: one `{"user_id"}` message per connect, failures reported per message."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-    if not event.get("Records"):
-        return {"batchItemFailures": []}
-    deadline = Deadline.from_context(context)
-
-    def record_handler(record: SQSRecord) -> None:
-        try:
-            user_id = json.loads(record.body or "").get("user_id")
-        except (ValueError, AttributeError):
-            user_id = None
-        if not isinstance(user_id, str) or not user_id:
-            # Retrying cannot repair it: log and drop rather than cycle it into the DLQ.
-            logger.error("unusable sweep message", extra={"message_id": record.message_id})
-            return
-        sweep_after_connect(user_id, deadline)
-
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(
-        process_partial_response(event=dict(event), record_handler=record_handler, processor=processor, context=context)
-    )

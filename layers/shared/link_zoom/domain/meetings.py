@@ -21,10 +21,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from link_zoom.adapters.zoom_meetings import FoundMeeting, ZoomMeeting
 from link_zoom.deadline import Deadline
 from link_zoom.domain.calendar_events import (
     AUTHORIZATION_REQUIRED,
@@ -47,9 +45,6 @@ from link_zoom.errors import (
 )
 from link_zoom.observability import logger
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
 T = TypeVar("T")
 
 CLAIM_POLL_S = 0.2
@@ -67,6 +62,38 @@ INVALID_TIMES_SENTENCE = "The event's start and end must be ISO 8601 times with 
 
 class NotConnected(Exception):
     """The user has no working Zoom connection (never connected, disconnected, or revoked the app at Zoom)."""
+
+
+class StillRunning(Exception):
+    """The first request with this Idempotency-Key is still being answered."""
+
+
+@dataclass(frozen=True)
+class ZoomMeeting:
+    """What Zoom answered to a create (its id as a string, as the contract wants it)."""
+
+    meeting_id: str
+    join_url: str
+    password: str | None
+
+
+@dataclass(frozen=True)
+class FoundMeeting:
+    """A meeting a lost create made, found by its reference, with the schedule Zoom holds for it."""
+
+    meeting: ZoomMeeting
+    topic: str
+    start_time: str
+    duration: int
+    timezone: str
+
+    def matches(self, schedule: Schedule) -> bool:
+        return (self.topic, self.start_time, self.duration, self.timezone) == (
+            schedule.topic,
+            schedule.start_time,
+            schedule.duration_minutes,
+            schedule.time_zone,
+        )
 
 
 @dataclass(frozen=True)
@@ -144,6 +171,14 @@ class MeetingLinksPort(Protocol):
     def remove(self, user_id: str, event_id: str, meeting_id: str) -> bool: ...
 
     def find_by_meeting(self, meeting_id: str) -> list[tuple[str, str]]: ...
+
+
+class OncePort(Protocol):
+    def run(self, scope: dict[str, str], compute: Callable[[], dict[str, Any]], deadline: Deadline) -> dict[str, Any]:
+        """`compute()`'s answer, kept for `scope`: a later run with the same scope gets it without computing.
+
+        A failed compute keeps nothing; raises StillRunning while the first run of the scope is computing."""
+        ...
 
 
 class CalendarPort(Protocol):
@@ -241,6 +276,7 @@ class Meetings:
     links: MeetingLinksPort
     calendar: CalendarPort
     zoom_enabled: Callable[[], bool]
+    once: OncePort
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -252,6 +288,25 @@ class Meetings:
         schedule = Schedule.starting_now(request.topic, request.duration_minutes)
         meeting = self.connection.call_zoom(user_id, lambda token: self.zoom.create(token, schedule, deadline))
         return meeting_answer(meeting.meeting_id, meeting.join_url, meeting.password, schedule)
+
+    def compose_link_once(
+        self, user_id: str, request: ComposeLinkRequest, idempotency_key: str | None, deadline: Deadline
+    ) -> dict[str, Any]:
+        """POST /v1/compose-link; with an Idempotency-Key, a repeat (same user, same key) gets the first answer."""
+        if idempotency_key is None:
+            return self.compose_link(user_id, request, deadline)
+        if not self.zoom_enabled():
+            raise FeatureDisabled()
+        # The scope: the same Idempotency-Key from another user is another request.
+        scope = {"user_id": user_id, "key": idempotency_key}
+        while True:
+            try:
+                return self.once.run(scope, lambda: self.compose_link(user_id, request, deadline), deadline)
+            except StillRunning as exc:
+                # The first request with this key is still talking to Zoom: wait for its answer.
+                if deadline.remaining() <= 1.0:
+                    raise RequestInProgress() from exc
+                self.sleep(0.25)
 
     def put_event_meeting(self, user_id: str, event_id: str, schedule: Schedule, deadline: Deadline) -> dict[str, Any]:
         if not self.zoom_enabled():
@@ -523,118 +578,3 @@ class Meetings:
 def _kept(link: MeetingLink | None) -> ZoomFields:
     """The meeting an item keeps showing while its status says why it was not brought up to date."""
     return ZoomFields(meeting_id=link.meeting_id, join_url=link.join_url) if link else ZoomFields()
-
-
-# ------------------------------------------------------------------ wiring to the real adapters
-
-
-class _Connection:
-    """The Zoom connection (issue 5) as this module's port: its ConnectionGone becomes NotConnected."""
-
-    def call_zoom(self, user_id: str, operation: Callable[[str], T]) -> T:
-        from link_zoom.domain import connection
-
-        try:
-            return connection.call_zoom(user_id, operation)
-        except connection.ConnectionGone as exc:
-            raise NotConnected() from exc
-
-
-def service() -> Meetings:
-    """The service on the real adapters, from the current settings (cheap: clients and sessions are cached)."""
-    from link_zoom.adapters.calendar_store import CalendarStore
-    from link_zoom.adapters.flag import zoom_enabled
-    from link_zoom.adapters.meeting_links_store import MeetingLinksStore
-    from link_zoom.adapters.zoom_meetings import ZoomMeetingsApi
-    from link_zoom.config import get_settings
-
-    settings = get_settings()
-    return Meetings(
-        zoom=ZoomMeetingsApi(settings.zoom_api_base_url),
-        connection=_Connection(),
-        links=MeetingLinksStore(settings.meeting_links_table),
-        calendar=CalendarStore(settings.calendar_table),
-        zoom_enabled=zoom_enabled,
-    )
-
-
-def authorize_url_for(user_id: str, api_base_url: str) -> str:
-    """Where a not-yet-connected user goes to connect Zoom (the connection code makes the state)."""
-    from link_zoom.domain import connection
-
-    return connection.authorize_url_for(user_id, connection.redirect_uri_for(api_base_url))
-
-
-def compose_link(
-    user_id: str,
-    request: ComposeLinkRequest,
-    idempotency_key: str | None,
-    deadline: Deadline,
-    lambda_context: LambdaContext | None = None,
-    meetings: Meetings | None = None,
-) -> dict[str, Any]:
-    """POST /v1/compose-link; with an Idempotency-Key, a repeat (same user, same key) gets the first answer."""
-    meetings = meetings or service()
-    if idempotency_key is None:
-        return meetings.compose_link(user_id, request, deadline)
-    if not meetings.zoom_enabled():
-        raise FeatureDisabled()
-    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
-    from link_zoom.adapters.aws import client
-    from link_zoom.config import get_settings
-
-    once = _idempotent_compose(get_settings().idempotency_table, client("dynamodb"))
-    if lambda_context is not None:
-        once.config.register_lambda_context(lambda_context)
-    while True:
-        try:
-            return once.run(
-                meetings=meetings,
-                user_id=user_id,
-                request=request,
-                deadline=deadline,
-                # The record's key: the same Idempotency-Key from another user is another request.
-                idempotency_data={"user_id": user_id, "key": idempotency_key},
-            )
-        except IdempotencyAlreadyInProgressError as exc:
-            # The first request with this key is still talking to Zoom: wait for its answer.
-            if deadline.remaining() <= 1.0:
-                raise RequestInProgress() from exc
-            time.sleep(0.25)
-
-
-@dataclass(frozen=True)
-class _Once:
-    run: Callable[..., dict[str, Any]]
-    config: Any
-
-
-@cache
-def _idempotent_compose(table_name: str, dynamodb: Any) -> _Once:
-    from aws_lambda_powertools.utilities.idempotency import (
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-        idempotent_function,
-    )
-
-    config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_EXPIRY_S)
-    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb)
-
-    @idempotent_function(data_keyword_argument="idempotency_data", persistence_store=persistence, config=config)
-    def compose_once(
-        *,
-        meetings: Meetings,
-        user_id: str,
-        request: ComposeLinkRequest,
-        deadline: Deadline,
-        idempotency_data: dict[str, str],
-    ) -> dict[str, Any]:
-        return meetings.compose_link(user_id, request, deadline)
-
-    return _Once(compose_once, config)
-
-
-def handle_meeting_deleted(meeting_id: str) -> bool:
-    """The webhook's `meeting.deleted`: True when the meeting was linked to a calendar event."""
-    return service().meeting_deleted_at_zoom(str(meeting_id)) > 0

@@ -7,12 +7,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from link_zoom.config import get_settings
 from link_zoom.errors import BadRequest, InvalidSignature
-from link_zoom.json_body import parse_json_object
 from link_zoom.observability import logger
 
 SIGNATURE_WINDOW_SECONDS = 300  # the contract's 5 minutes, either way (clocks drift both ways)
@@ -20,26 +19,57 @@ SIGNATURE_HEADER = "x-zm-signature"
 TIMESTAMP_HEADER = "x-zm-request-timestamp"
 
 
-def handle_notification(headers: Mapping[str, str], raw_body: bytes) -> dict[str, Any]:
-    """Verifies, then handles one notification; returns the 200 answer's body."""
-    secret = _webhook_secret()
-    verify_signature(secret, headers, raw_body)
-    event = parse_json_object(raw_body)
-    name = event.get("event")
-    payload = event.get("payload")
-    if not isinstance(payload, dict):
-        payload = {}
-    if name == "endpoint.url_validation":
-        plain_token = payload.get("plainToken")
-        if not isinstance(plain_token, str) or not plain_token:
-            raise BadRequest("endpoint.url_validation needs payload.plainToken.")
-        return {"plainToken": plain_token, "encryptedToken": _hex_hmac(secret, plain_token.encode())}
-    if name == "app_deauthorized":
-        return _app_deauthorized(payload)
-    if name == "meeting.deleted":
-        return _meeting_deleted(payload)
-    logger.info("Zoom event ignored", extra={"zoom_event": str(name)[:64]})
-    return {"status": "ignored"}
+@dataclass(frozen=True)
+class Webhook:
+    """The notifications of the service's Zoom app: verified with `secret()`, acted on through the ports."""
+
+    secret: Callable[[], str]
+    zoom_client_id: str
+    forget_zoom_user: Callable[[str], int]  # Zoom user id -> how many connections were removed
+    meeting_deleted: Callable[[str], int]  # meeting id -> how many calendar events were linked to it
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """InvalidSignature (401) unless the raw body carries a fresh, valid signature: before any parsing."""
+        verify_signature(self.secret(), headers, raw_body)
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """One verified notification, parsed; returns the 200 answer's body."""
+        name = event.get("event")
+        payload = event.get("payload")
+        if not isinstance(payload, dict):
+            payload = {}
+        if name == "endpoint.url_validation":
+            plain_token = payload.get("plainToken")
+            if not isinstance(plain_token, str) or not plain_token:
+                raise BadRequest("endpoint.url_validation needs payload.plainToken.")
+            return {"plainToken": plain_token, "encryptedToken": _hex_hmac(self.secret(), plain_token.encode())}
+        if name == "app_deauthorized":
+            return self._app_deauthorized(payload)
+        if name == "meeting.deleted":
+            return self._meeting_deleted(payload)
+        logger.info("Zoom event ignored", extra={"zoom_event": str(name)[:64]})
+        return {"status": "ignored"}
+
+    def _app_deauthorized(self, payload: dict[str, Any]) -> dict[str, Any]:
+        zoom_user_id = payload.get("user_id")
+        if not isinstance(zoom_user_id, str) or not zoom_user_id:
+            raise BadRequest("app_deauthorized needs payload.user_id.")
+        client_id = payload.get("client_id")
+        if client_id is not None and client_id != self.zoom_client_id:
+            logger.info("app_deauthorized of another Zoom app ignored")
+            return {"status": "ignored"}
+        removed = self.forget_zoom_user(zoom_user_id)
+        logger.info("Zoom app deauthorized", extra={"connections_removed": removed})
+        return {"status": "handled"}
+
+    def _meeting_deleted(self, payload: dict[str, Any]) -> dict[str, Any]:
+        meeting = payload.get("object")
+        meeting_id = meeting.get("id") if isinstance(meeting, dict) else None
+        # Zoom's ids are numbers in JSON; the service keeps them as strings.
+        if isinstance(meeting_id, bool) or not isinstance(meeting_id, int | str) or not str(meeting_id).isdigit():
+            raise BadRequest("meeting.deleted needs payload.object.id.")
+        self.meeting_deleted(str(meeting_id))
+        return {"status": "handled"}
 
 
 def verify_signature(secret: str, headers: Mapping[str, str], raw_body: bytes, now: float | None = None) -> None:
@@ -54,42 +84,6 @@ def verify_signature(secret: str, headers: Mapping[str, str], raw_body: bytes, n
     expected = "v0=" + _hex_hmac(secret, b"v0:" + timestamp.encode() + b":" + raw_body)
     if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         raise InvalidSignature()
-
-
-def _app_deauthorized(payload: dict[str, Any]) -> dict[str, Any]:
-    from link_zoom.domain.connection import forget_zoom_user
-
-    zoom_user_id = payload.get("user_id")
-    if not isinstance(zoom_user_id, str) or not zoom_user_id:
-        raise BadRequest("app_deauthorized needs payload.user_id.")
-    client_id = payload.get("client_id")
-    if client_id is not None and client_id != get_settings().zoom_client_id:
-        logger.info("app_deauthorized of another Zoom app ignored")
-        return {"status": "ignored"}
-    removed = forget_zoom_user(zoom_user_id)
-    logger.info("Zoom app deauthorized", extra={"connections_removed": removed})
-    return {"status": "handled"}
-
-
-def _meeting_deleted(payload: dict[str, Any]) -> dict[str, Any]:
-    from link_zoom.domain.meetings import handle_meeting_deleted
-
-    meeting = payload.get("object")
-    meeting_id = meeting.get("id") if isinstance(meeting, dict) else None
-    # Zoom's ids are numbers in JSON; the service keeps them as strings.
-    if isinstance(meeting_id, bool) or not isinstance(meeting_id, int | str) or not str(meeting_id).isdigit():
-        raise BadRequest("meeting.deleted needs payload.object.id.")
-    handle_meeting_deleted(str(meeting_id))
-    return {"status": "handled"}
-
-
-def _webhook_secret() -> str:
-    from link_zoom.adapters import flag
-
-    settings = get_settings()
-    return flag.configured_secret(
-        settings.zoom_webhook_secret, settings.zoom_webhook_secret_parameter, "ZOOM_WEBHOOK_SECRET"
-    )
 
 
 def _hex_hmac(secret: str, message: bytes) -> str:
