@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+from devstack.iam import current_function
 from devstack.template import Resolver, resources_of_type
 
 log = logging.getLogger("devstack.functions")
@@ -37,8 +38,6 @@ LAYER_TYPE = "AWS::Serverless::LayerVersion"
 # SAM's own defaults when neither the function nor Globals say.
 DEFAULT_TIMEOUT_S = 3
 DEFAULT_MEMORY_MB = 128
-
-_current = threading.local()  # which function the running thread serves (for RoutedOutput)
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ class RoutedOutput(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        logical = getattr(_current, "function", None)
+        logical = current_function.get()
         if logical:
             self._logs.write(logical, text)
         else:
@@ -251,7 +250,8 @@ class FunctionRegistry:
         return Invocation(logical, request_id, error=error, duration_ms=waited_ms, timeout="function")
 
     def _run(self, spec: FunctionSpec, event: Any, result: Invocation, done: threading.Event) -> None:
-        _current.function = spec.logical_id
+        # Its log (RoutedOutput) and its AWS identity (devstack.iam) follow this, also into tasks it hands on.
+        current_function.set(spec.logical_id)
         rid = result.request_id
         began = time.monotonic()
         init_ms: float | None = None
@@ -279,7 +279,7 @@ class FunctionRegistry:
                 f"END RequestId: {rid}\nREPORT RequestId: {rid}\tDuration: {result.duration_ms:.2f} ms\t"
                 f"Billed Duration: {int(result.duration_ms) + 1} ms\tMemory Size: {spec.memory_mb} MB{init}\n",
             )
-            _current.function = None
+            current_function.set(None)
             done.set()
 
     def _cold_start(self, spec: FunctionSpec) -> Callable[[Any, Any], Any]:

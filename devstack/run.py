@@ -44,6 +44,7 @@ from devstack.aws import (
 )
 from devstack.functions import FunctionLogs, FunctionRegistry, Invocation, RoutedOutput, discover_functions
 from devstack.gateway import Gateway, RunningServer, serve_api, serve_invoke_api
+from devstack.iam import create_function_principals, function_credentials, set_enforcement
 from devstack.pollers import Pollers, RetryPolicy, build_pollers, scheduled_event
 from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template
 
@@ -92,6 +93,7 @@ class StackOptions:
     stream_retry_delay_s: float = 0.2
     visibility_scale: float = 0.05  # a failed sweep message comes back after 5% of its VisibilityTimeout
     route_output: bool = False  # send handlers' stdout (powertools logs) to their log files
+    enforce_iam: bool = True  # every function acts under its own template policy (devstack.iam)
 
 
 @dataclass
@@ -247,6 +249,9 @@ def _start_rest(
     put_secure_parameter(resources, secret_names["ZoomClientSecretParameterName"], credentials["ZOOM_CLIENT_SECRET"])
     put_secure_parameter(resources, secret_names["ZoomWebhookSecretParameterName"], credentials["ZOOM_WEBHOOK_SECRET"])
 
+    if options.enforce_iam:
+        _enforce_function_policies(resources, closer)
+
     function_logs = FunctionLogs(logs_dir)
     closer.callback(function_logs.close)
     registry = FunctionRegistry(
@@ -327,6 +332,15 @@ def _write_stack_json(path: Path, info: dict[str, Any], closer: contextlib.ExitS
                 path.unlink()
 
     closer.callback(remove)
+
+
+def _enforce_function_policies(resources: LocalResources, closer: contextlib.ExitStack) -> None:
+    """One IAM user per function from its template policy; moto checks every request from here on."""
+    keys = create_function_principals(resources)
+    closer.enter_context(function_credentials(keys))
+    set_enforcement(resources.endpoint_url, True)
+    closer.callback(set_enforcement, resources.endpoint_url, False)
+    log.info("IAM enforced on the local AWS: each of %d functions acts under its template policy", len(keys))
 
 
 def _apply_environment(env: dict[str, str], closer: contextlib.ExitStack) -> None:

@@ -8,6 +8,7 @@ the records of one event in order.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -182,7 +183,11 @@ def run_per_key(
             run_group(indexes)
     else:
         with ThreadPoolExecutor(max_workers=min(max_workers, len(groups)), thread_name_prefix="event") as pool:
-            list(pool.map(run_group, groups.values()))
+            # Each task runs in a copy of the caller's context, so context-bound state (locally: which function
+            # is acting, for its IAM identity and log) follows the work into the pool's threads.
+            tasks = [pool.submit(contextvars.copy_context().run, run_group, indexes) for indexes in groups.values()]
+            for task in tasks:
+                task.result()
     return results
 
 

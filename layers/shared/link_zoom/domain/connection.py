@@ -9,6 +9,7 @@ caller refreshes, the others poll the item and use its result.
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import json
 import secrets
@@ -401,7 +402,8 @@ def refresh_aging_connections(
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 outcomes.update(future.result() for future in done)
             candidates += 1
-            pending.add(pool.submit(_keep_fresh, user_id, cutoff))
+            # In a copy of this context: context-bound state (locally, the acting function) follows the task.
+            pending.add(pool.submit(contextvars.copy_context().run, _keep_fresh, user_id, cutoff))
         outcomes.update(future.result() for future in wait(pending).done)
     summary = KeeperSummary(
         candidates=candidates,

@@ -1,0 +1,191 @@
+"""template.yaml's IAM, read statically: what moto's enforcement cannot check (resources, conditions, key policies).
+
+tests/integration/devstack/test_function_policies.py proves the actions at run time; this pins the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from devstack.iam import template_policy
+from devstack.template import Resolver, load_template, resources_of_type
+from link_zoom.adapters.crypto import PURPOSE
+
+TEMPLATE = load_template()
+RESOLVER = Resolver(TEMPLATE, parameters={})  # unprovisioned: GetAtt X.Arn stays "X.Arn", which names the resource
+
+ITEM_RW = {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}
+STREAM_READ = {"DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"}
+SQS_CONSUME = {"ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"}
+
+# {function: {resource (logical id or parameter name): actions}}: exactly what each function uses.
+EXPECTED: dict[str, dict[str, set[str]]] = {
+    "HealthFunction": {},
+    "AuthorizerFunction": {"SessionsTable": {"dynamodb:GetItem"}, "StorageKey": {"kms:Decrypt"}},
+    "SessionFunction": {
+        "SessionsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+        "LoginAttemptsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "FeaturesFunction": {
+        "ZoomConnectionsTable": {"dynamodb:GetItem"},
+        "StorageKey": {"kms:Decrypt"},
+        "/link/zoom/enabled": {"ssm:GetParameter", "ssm:PutParameter"},
+    },
+    "AccountFunction": {
+        "PreferencesTable": {"dynamodb:Query", "dynamodb:DeleteItem"},
+        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "/link/zoom/client-secret": {"ssm:GetParameter"},
+        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "ZoomOAuthFunction": {
+        "OAuthStatesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+        "ZoomConnectionsTable": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+        "PreferencesTable": {"dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "/link/zoom/enabled": {"ssm:GetParameter"},
+        "/link/zoom/client-secret": {"ssm:GetParameter"},
+        "TokenKey": {"kms:GenerateDataKey"},
+        "ConnectSweepQueue": {"sqs:SendMessage"},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "ZoomWebhookFunction": {
+        "ZoomConnectionsTable": {"dynamodb:Query", "dynamodb:DeleteItem"},
+        "PreferencesTable": {"dynamodb:DeleteItem"},
+        "MeetingLinksTable": {"dynamodb:Query", "dynamodb:DeleteItem"},
+        "CalendarTable": {"dynamodb:UpdateItem"},
+        "/link/zoom/webhook-secret": {"ssm:GetParameter"},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "MeetingsFunction": {
+        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "MeetingLinksTable": {f"dynamodb:{a}" for a in ITEM_RW | {"Query"}},
+        "IdempotencyTable": {f"dynamodb:{a}" for a in ITEM_RW},
+        "PreferencesTable": {"dynamodb:DeleteItem"},
+        "OAuthStatesTable": {"dynamodb:PutItem"},
+        "/link/zoom/enabled": {"ssm:GetParameter"},
+        "/link/zoom/client-secret": {"ssm:GetParameter"},
+        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "CalendarStreamFunction": {
+        "CalendarTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+        | {f"dynamodb:{a}" for a in STREAM_READ},
+        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "MeetingLinksTable": {f"dynamodb:{a}" for a in ITEM_RW | {"Query"}},
+        "PreferencesTable": {"dynamodb:DeleteItem"},
+        "/link/zoom/enabled": {"ssm:GetParameter"},
+        "/link/zoom/client-secret": {"ssm:GetParameter"},
+        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "CalendarStreamDLQ": {"sqs:SendMessage"},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "ConnectSweepFunction": {
+        "CalendarTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
+        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "MeetingLinksTable": {f"dynamodb:{a}" for a in ITEM_RW | {"Query"}},
+        "PreferencesTable": {"dynamodb:DeleteItem"},
+        "/link/zoom/enabled": {"ssm:GetParameter"},
+        "/link/zoom/client-secret": {"ssm:GetParameter"},
+        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "ConnectSweepQueue": {f"sqs:{a}" for a in SQS_CONSUME},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "TokenKeeperFunction": {
+        "ZoomConnectionsTable": {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "PreferencesTable": {"dynamodb:DeleteItem"},
+        "/link/zoom/client-secret": {"ssm:GetParameter"},
+        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "DlqReplayFunction": {
+        "CalendarStreamDLQ": {f"sqs:{a}" for a in SQS_CONSUME},
+        "CalendarTable": {f"dynamodb:{a}" for a in STREAM_READ},
+        "CalendarStreamFunction": {"lambda:InvokeFunction"},
+        "StorageKey": {"kms:Decrypt"},
+    },
+}
+
+
+def resource_name(arn: str) -> str:
+    """The logical id in an unprovisioned ARN ("CalendarTable.Arn/index/*" → CalendarTable), or the parameter."""
+    if ":parameter/" in arn:
+        return arn.split(":parameter", 1)[1]
+    return arn.split(".", 1)[0]
+
+
+def grants(logical: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for statement in template_policy(TEMPLATE, RESOLVER, logical)["Statement"]:
+        assert statement["Effect"] == "Allow"
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert "*" not in resources, f"{logical}: a statement on every resource"
+        for resource in resources:
+            found.setdefault(resource_name(resource), set()).update(statement["Action"])
+    return found
+
+
+def statements_on(logical: str, key: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in template_policy(TEMPLATE, RESOLVER, logical)["Statement"]
+        if any(resource_name(r) == key for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]))
+    ]
+
+
+FUNCTIONS = sorted(resources_of_type(TEMPLATE, "AWS::Serverless::Function"))
+
+
+def test_every_function_has_an_expected_policy() -> None:
+    assert sorted(EXPECTED) == FUNCTIONS
+
+
+@pytest.mark.parametrize("logical", FUNCTIONS)
+def test_each_function_gets_exactly_what_it_uses(logical: str) -> None:
+    assert grants(logical) == EXPECTED[logical]
+
+
+def test_the_calendar_table_is_never_scanned_deleted_from_or_written_whole() -> None:
+    for logical in FUNCTIONS:
+        on_calendar = grants(logical).get("CalendarTable", set()) - {f"dynamodb:{a}" for a in STREAM_READ}
+        assert on_calendar <= {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"}, logical
+    assert grants("ZoomWebhookFunction")["CalendarTable"] == {"dynamodb:UpdateItem"}
+
+
+@pytest.mark.parametrize("logical", [f for f in FUNCTIONS if "TokenKey" in EXPECTED[f]])
+def test_token_key_use_is_tied_to_the_zoom_token_purpose(logical: str) -> None:
+    for statement in statements_on(logical, "TokenKey"):
+        assert statement["Condition"] == {"StringEquals": {"kms:EncryptionContext:purpose": PURPOSE}}
+
+
+@pytest.mark.parametrize("logical", [f for f in FUNCTIONS if "StorageKey" in EXPECTED[f]])
+def test_storage_key_use_goes_through_the_tables_and_queues_only(logical: str) -> None:
+    allowed = {"dynamodb.us-east-1.amazonaws.com", "sqs.us-east-1.amazonaws.com"}
+    for statement in statements_on(logical, "StorageKey"):
+        services = set(statement["Condition"]["StringEquals"]["kms:ViaService"])
+        assert services and services <= allowed
+
+
+def key_policy(logical: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = RESOLVER.resolve(TEMPLATE["Resources"][logical]["Properties"]["KeyPolicy"])[
+        "Statement"
+    ]
+    return statements
+
+
+def test_key_policies_are_conditioned() -> None:
+    storage = {s["Sid"]: s for s in key_policy("StorageKey")}
+    assert storage["ServicesOfThisAccount"]["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert "lambda.amazonaws.com" not in storage["ServicesOfThisAccount"]["Principal"]["Service"]
+    outside = storage["DenyUseOutsideTablesAndQueues"]
+    assert outside["Effect"] == "Deny"
+    assert set(outside["Condition"]["StringNotEquals"]["kms:ViaService"]) == {
+        "dynamodb.us-east-1.amazonaws.com",
+        "sqs.us-east-1.amazonaws.com",
+    }
+    token = {s["Sid"]: s for s in key_policy("TokenKey")}
+    purpose = token["DenyUseWithoutZoomTokenPurpose"]
+    assert purpose["Effect"] == "Deny"
+    assert purpose["Condition"] == {"StringNotEquals": {"kms:EncryptionContext:purpose": PURPOSE}}
