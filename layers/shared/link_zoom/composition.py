@@ -130,6 +130,6 @@ def webhook() -> Webhook:
     return Webhook(
         secret=secret,
         zoom_client_id=get_settings().zoom_client_id,
-        forget_zoom_user=lambda zoom_user_id: connection().forget_zoom_user(zoom_user_id),
+        forget_zoom_user=lambda zoom_user_id, before: connection().forget_zoom_user(zoom_user_id, before),
         meeting_deleted=lambda meeting_id: meetings().meeting_deleted_at_zoom(meeting_id),
     )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from devstack.events import api_event
 from devstack.zoom_emulator import EmulatorHandle, encrypt_plain_token, sign_webhook
+from devstack.zoom_emulator.webhooks import app_deauthorized_payload, iso_ms
 from tests.integration.connection.zoom_flow import connect, invoke, new_person
 
 pytestmark = pytest.mark.integration
@@ -123,7 +125,7 @@ def test_app_deauthorized_deletes_that_zoom_users_connections(
         "account_id": zoom_user.account_id,
         "user_id": zoom_user.id,
         "signature": "ab" * 32,
-        "deauthorization_time": "2026-11-25T10:00:00.000Z",
+        "deauthorization_time": iso_ms(datetime.now(UTC)),
         "client_id": zoom.config.client_id,
     }
 
@@ -133,6 +135,51 @@ def test_app_deauthorized_deletes_that_zoom_users_connections(
     assert not connection_status(leaving.user_id).connected
     assert list_preferences(leaving.user_id) == []
     assert connection_status(staying.user_id).connected
+
+
+def test_a_late_or_replayed_app_deauthorized_keeps_a_newer_consent(
+    zoom: EmulatorHandle, webhook_function: Any, oauth_function: Any
+) -> None:
+    from link_zoom.domain.connection import connection_status
+
+    # Given a user who removed the app at Zoom a minute ago and has connected again since
+    person = new_person("returning")
+    deauthorized_at = datetime.now(UTC) - timedelta(minutes=1)
+    connect(oauth_function, person)
+    zoom_user = zoom.state.user_by_email(person.email)
+    assert zoom_user is not None
+    late = app_deauthorized_payload(zoom_user.id, zoom_user.account_id, zoom.config.client_id)
+    late["deauthorization_time"] = iso_ms(deauthorized_at)
+
+    # When the notification of that removal arrives only now (late, or replayed by Zoom's retries)
+    status, _ = _answer(invoke(webhook_function, _notification(zoom, "app_deauthorized", late)))
+
+    # Then it is acknowledged and the newer connection stays
+    assert status == 200
+    assert connection_status(person.user_id).connected
+
+    # And one that happened after the consent still removes it
+    current = {**late, "deauthorization_time": iso_ms(datetime.now(UTC) + timedelta(seconds=1))}
+    assert _answer(invoke(webhook_function, _notification(zoom, "app_deauthorized", current)))[0] == 200
+    assert not connection_status(person.user_id).connected
+
+
+@pytest.mark.parametrize("when", [None, "yesterday", "2026-11-25T10:00:00"])
+def test_app_deauthorized_without_a_readable_time_is_a_bad_request(
+    zoom: EmulatorHandle, webhook_function: Any, oauth_function: Any, when: str | None
+) -> None:
+    from link_zoom.domain.connection import connection_status
+
+    person = new_person()
+    connect(oauth_function, person)
+    zoom_user = zoom.state.user_by_email(person.email)
+    assert zoom_user is not None
+    payload = {"user_id": zoom_user.id, "client_id": zoom.config.client_id, "deauthorization_time": when}
+
+    status, body = _answer(invoke(webhook_function, _notification(zoom, "app_deauthorized", payload)))
+
+    assert (status, body["error"]["code"]) == (400, "bad_request")
+    assert connection_status(person.user_id).connected
 
 
 def test_app_deauthorized_of_another_app_changes_nothing(

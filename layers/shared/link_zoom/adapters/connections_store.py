@@ -169,10 +169,14 @@ def release_lock(user_id: str, owner: str) -> None:
             raise
 
 
-def delete(user_id: str, generation: str | None = None) -> bool:
-    """Deletes the connection (only if its tokens are still `generation`, when given); False if not deleted."""
+def delete(user_id: str, generation: str | None = None, consented_by: float | None = None) -> bool:
+    """Deletes the connection (only if its tokens are still `generation`, and only if it was consented at or
+    before epoch `consented_by`, when given); False if not deleted."""
     model = _model()
     condition = model.user_id.exists() if generation is None else model.generation == generation
+    if consented_by is not None:
+        # Checked by DynamoDB with the delete: a consent stored meanwhile is never removed.
+        condition = condition & (model.consented_at <= consented_by)
     try:
         model(user_id).delete(condition=condition)
     except DeleteError as exc:

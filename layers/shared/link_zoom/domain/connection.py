@@ -256,11 +256,17 @@ def disconnect(user_id: str) -> bool:
     return removed or had_row
 
 
-def forget_zoom_user(zoom_user_id: str) -> int:
-    """Zoom's `app_deauthorized`: deletes every connection to that Zoom user (and the rows); returns how many."""
+def forget_zoom_user(zoom_user_id: str, deauthorized_at: datetime) -> int:
+    """Zoom's `app_deauthorized`: deletes the connections to that Zoom user consented at or before
+    `deauthorized_at` (and their rows); a user who consented again since keeps the new connection.
+    Returns how many were deleted.
+    """
     from link_zoom.adapters import connections_store
 
-    return sum(_remove(user_id) for user_id in connections_store.user_ids_of_zoom_user(zoom_user_id))
+    before = deauthorized_at.timestamp()
+    return sum(
+        _remove(user_id, consented_by=before) for user_id in connections_store.user_ids_of_zoom_user(zoom_user_id)
+    )
 
 
 # --- using a connection
@@ -471,11 +477,12 @@ def _open(record: ConnectionRecord) -> _Tokens:
         raise ConnectionGone() from None
 
 
-def _remove(user_id: str, generation: str | None = None) -> bool:
-    """Deletes the connection (if still `generation`, when given) and its preference row."""
+def _remove(user_id: str, generation: str | None = None, consented_by: float | None = None) -> bool:
+    """Deletes the connection (if still `generation`, or consented by epoch `consented_by`, when given) and its
+    preference row."""
     from link_zoom.adapters import connections_store, preferences_store
 
-    if not connections_store.delete(user_id, generation):
+    if not connections_store.delete(user_id, generation, consented_by=consented_by):
         return False
     preferences_store.delete_preference(user_id, *PREFERENCE)
     count("ZoomDisconnected")

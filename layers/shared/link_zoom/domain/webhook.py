@@ -9,6 +9,7 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from link_zoom.errors import BadRequest, InvalidSignature
@@ -25,7 +26,8 @@ class Webhook:
 
     secret: Callable[[], str]
     zoom_client_id: str
-    forget_zoom_user: Callable[[str], int]  # Zoom user id -> how many connections were removed
+    # (Zoom user id, deauthorization time) -> how many connections consented before that time were removed
+    forget_zoom_user: Callable[[str, datetime], int]
     meeting_deleted: Callable[[str], int]  # meeting id -> how many calendar events were linked to it
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
@@ -58,7 +60,8 @@ class Webhook:
         if client_id is not None and client_id != self.zoom_client_id:
             logger.info("app_deauthorized of another Zoom app ignored")
             return {"status": "ignored"}
-        removed = self.forget_zoom_user(zoom_user_id)
+        # A late or replayed notification never removes a consent given after it.
+        removed = self.forget_zoom_user(zoom_user_id, _deauthorization_time(payload))
         logger.info("Zoom app deauthorized", extra={"connections_removed": removed})
         return {"status": "handled"}
 
@@ -70,6 +73,17 @@ class Webhook:
             raise BadRequest("meeting.deleted needs payload.object.id.")
         self.meeting_deleted(str(meeting_id))
         return {"status": "handled"}
+
+
+def _deauthorization_time(payload: Mapping[str, Any]) -> datetime:
+    value = payload.get("deauthorization_time")
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise BadRequest("app_deauthorized needs payload.deauthorization_time as an ISO 8601 time with its offset.")
+    return when
 
 
 def verify_signature(secret: str, headers: Mapping[str, str], raw_body: bytes, now: float | None = None) -> None:
