@@ -202,6 +202,10 @@ def test_compose_link_over_http_with_an_idempotency_key(zoom: Emulator, alice: U
     assert (meeting["type"], meeting["duration"], meeting["start_time"]) == (2, 25, answer["start_time"])
     assert len(zoom.calls(*CREATE)) == 1
 
+    reused = alice.call("POST", "/v1/compose-link", {"topic": "Another email", "duration_minutes": 25}, key)
+    assert (reused.status_code, reused.json()["error"]["code"]) == (422, "idempotency_key_reused")
+    assert len(zoom.calls(*CREATE)) == 1
+
 
 def test_event_routes_create_move_once_and_delete(zoom: Emulator, alice: User) -> None:
     path = f"/v1/events/{uuid.uuid4()}/zoom"

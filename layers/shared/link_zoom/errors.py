@@ -86,6 +86,14 @@ class NotFound(ServiceError):
     message = "There is no such item."
 
 
+class IdempotencyKeyReused(ServiceError):
+    """An Idempotency-Key already used for a request with another body (contract section 2: 422)."""
+
+    status = 422
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was already used for a different request; use a new key for a new request."
+
+
 class RequestInProgress(ServiceError):
     """A request with the same Idempotency-Key is still being handled (it has no answer to repeat yet)."""
 

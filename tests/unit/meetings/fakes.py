@@ -26,7 +26,7 @@ from link_zoom.domain.meetings import (
     ZoomMeetingsPort,
 )
 from link_zoom.domain.schedule import Schedule
-from link_zoom.errors import ZoomMeetingNotFound, ZoomOutcomeUnknown
+from link_zoom.errors import IdempotencyKeyReused, ZoomMeetingNotFound, ZoomOutcomeUnknown
 
 T = TypeVar("T")
 
@@ -311,13 +311,22 @@ class FakeOnce:
     """Kept answers by scope (the real one is powertools idempotency on DynamoDB, tested in the handler tests)."""
 
     def __init__(self) -> None:
-        self.answers: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        self.answers: dict[tuple[tuple[str, str], ...], tuple[dict[str, Any], dict[str, Any]]] = {}
 
-    def run(self, scope: dict[str, str], compute: Callable[[], dict[str, Any]], deadline: Deadline) -> dict[str, Any]:
+    def run(
+        self,
+        scope: dict[str, str],
+        request: dict[str, Any],
+        compute: Callable[[], dict[str, Any]],
+        deadline: Deadline,
+    ) -> dict[str, Any]:
         key = tuple(sorted(scope.items()))
         if key not in self.answers:
-            self.answers[key] = compute()
-        return self.answers[key]
+            self.answers[key] = (request, compute())
+        first_request, answer = self.answers[key]
+        if first_request != request:
+            raise IdempotencyKeyReused()
+        return answer
 
 
 class Switch:

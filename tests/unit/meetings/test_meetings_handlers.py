@@ -204,6 +204,24 @@ def test_a_repeated_idempotency_key_returns_the_first_answer_and_creates_nothing
     assert len(world.zoom) == 3
 
 
+def test_an_idempotency_key_reused_with_another_body_is_422_and_creates_nothing(
+    world: World, kept_answers: None
+) -> None:
+    key = {"Idempotency-Key": "compose-44"}
+    first = call("POST", "/v1/compose-link", {"topic": "A", "duration_minutes": 15}, headers=key)
+
+    other_topic = call("POST", "/v1/compose-link", {"topic": "B", "duration_minutes": 15}, headers=key)
+    other_length = call("POST", "/v1/compose-link", {"topic": "A"}, headers=key)
+    same = call("POST", "/v1/compose-link", {"duration_minutes": 15, "topic": "A"}, headers=key)
+
+    assert first[0] == 201
+    for status, body, _ in (other_topic, other_length):
+        assert (status, body["error"]["code"]) == (422, "idempotency_key_reused")
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert (same[0], same[1]) == (201, first[1])
+    assert len(world.zoom) == 1
+
+
 def test_a_failed_request_does_not_burn_its_idempotency_key(world: World, kept_answers: None) -> None:
     world.zoom.fail_next("create", ZoomUnavailable())
     key = {"Idempotency-Key": "retry-me"}

@@ -10,6 +10,7 @@ from typing import Any
 from link_zoom.adapters.aws import client
 from link_zoom.deadline import SAFETY_MARGIN_S, Deadline
 from link_zoom.domain.meetings import StillRunning
+from link_zoom.errors import IdempotencyKeyReused
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,26 @@ class IdempotencyStore:
         self._table_name = table_name
         self._expires_after_s = expires_after_s
 
-    def run(self, scope: dict[str, str], compute: Callable[[], dict[str, Any]], deadline: Deadline) -> dict[str, Any]:
-        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+    def run(
+        self,
+        scope: dict[str, str],
+        request: dict[str, Any],
+        compute: Callable[[], dict[str, Any]],
+        deadline: Deadline,
+    ) -> dict[str, Any]:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
 
         once = _idempotent(self._table_name, self._expires_after_s, client("dynamodb"))
         once.config.register_lambda_context(_Remaining(deadline))
         try:
-            return once.run(compute=compute, idempotency_data=scope)
+            return once.run(compute=compute, idempotency_data={"scope": scope, "request": request})
         except IdempotencyAlreadyInProgressError as exc:
             raise StillRunning() from exc
+        except IdempotencyValidationError as exc:
+            raise IdempotencyKeyReused() from exc
 
 
 @cache
@@ -52,10 +64,13 @@ def _idempotent(table_name: str, expires_after_s: int, dynamodb: Any) -> _Once:
         idempotent_function,
     )
 
-    config = IdempotencyConfig(expires_after_seconds=expires_after_s)
+    # The record's key is the scope (user, Idempotency-Key); the request is kept as a hash and must match.
+    config = IdempotencyConfig(
+        event_key_jmespath="scope", payload_validation_jmespath="request", expires_after_seconds=expires_after_s
+    )
     persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb)
 
-    # Only `idempotency_data` is the record's key; `compute` is the work behind it.
+    # Only `idempotency_data` is the record's key and payload; `compute` is the work behind it.
     @idempotent_function(data_keyword_argument="idempotency_data", persistence_store=persistence, config=config)
     def run_once(*, compute: Callable[[], dict[str, Any]], idempotency_data: dict[str, str]) -> dict[str, Any]:
         return compute()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -174,8 +174,15 @@ class MeetingLinksPort(Protocol):
 
 
 class OncePort(Protocol):
-    def run(self, scope: dict[str, str], compute: Callable[[], dict[str, Any]], deadline: Deadline) -> dict[str, Any]:
-        """`compute()`'s answer, kept for `scope`: a later run with the same scope gets it without computing.
+    def run(
+        self,
+        scope: dict[str, str],
+        request: dict[str, Any],
+        compute: Callable[[], dict[str, Any]],
+        deadline: Deadline,
+    ) -> dict[str, Any]:
+        """`compute()`'s answer, kept for `scope`: a later run with the same scope and `request` gets it without
+        computing; with another `request` it raises IdempotencyKeyReused.
 
         A failed compute keeps nothing; raises StillRunning while the first run of the scope is computing."""
         ...
@@ -301,7 +308,9 @@ class Meetings:
         scope = {"user_id": user_id, "key": idempotency_key}
         while True:
             try:
-                return self.once.run(scope, lambda: self.compose_link(user_id, request, deadline), deadline)
+                return self.once.run(
+                    scope, asdict(request), lambda: self.compose_link(user_id, request, deadline), deadline
+                )
             except StillRunning as exc:
                 # The first request with this key is still talking to Zoom: wait for its answer.
                 if deadline.remaining() <= 1.0:
