@@ -60,9 +60,15 @@ def compose_link() -> Response:
 @app.put("/v1/events/<event_id>/zoom")
 def put_event_meeting(event_id: str) -> Response:
     principal = current_principal(app)
-    schedule = meetings.parse_event_meeting(parse_json_object(app.current_event.body))
+    body = parse_json_object(app.current_event.body)
+    schedule = meetings.parse_event_meeting(body)
+    recurrence = meetings.parse_event_recurrence(body, schedule)
     answer = composition.meetings().put_event_meeting(
-        principal.user_id, meetings.event_id_of(event_id), schedule, Deadline.for_api(app.lambda_context)
+        principal.user_id,
+        meetings.event_id_of(event_id),
+        schedule,
+        Deadline.for_api(app.lambda_context),
+        recurrence=recurrence,
     )
     return json_response(200, answer)
 

@@ -100,16 +100,23 @@ def meetings() -> Meetings:
     from link_zoom.adapters.zoom_meetings import ZoomMeetingsApi
     from link_zoom.config import get_settings
     from link_zoom.domain.meetings import IDEMPOTENCY_EXPIRY_S, Meetings
+    from link_zoom.domain.series import RecurringMeetings
 
     settings = get_settings()
-    return Meetings(
-        zoom=ZoomMeetingsApi(settings.zoom_api_base_url),
+    zoom = ZoomMeetingsApi(settings.zoom_api_base_url)
+    links = MeetingLinksStore(settings.meeting_links_table)
+    calendar = CalendarStore(settings.calendar_table)
+    service = Meetings(
+        zoom=zoom,
         connection=_ZoomConnection(),
-        links=MeetingLinksStore(settings.meeting_links_table),
-        calendar=CalendarStore(settings.calendar_table),
+        links=links,
+        calendar=calendar,
         zoom_enabled=zoom_enabled,
         once=IdempotencyStore(settings.idempotency_table, IDEMPOTENCY_EXPIRY_S),
     )
+    # Recurring events reuse the single events' claim, connection and switch.
+    service.recurring = RecurringMeetings(meetings=service, zoom=zoom, links=links, calendar=calendar)
+    return service
 
 
 # ------------------------------------------------------------------ Zoom's webhook

@@ -28,21 +28,26 @@ class CalendarTable:
     def put(self, user_id: str, event_id: str, **attributes: Any) -> None:
         item = {"user_id": {"S": user_id}, "event_id": {"S": event_id}}
         for name, value in attributes.items():
-            item[name] = {"BOOL": value} if isinstance(value, bool) else {"S": value}
+            item[name] = _dynamo(value)
         self.ddb.put_item(TableName=self.name, Item=item)
 
     def update(self, user_id: str, event_id: str, **attributes: Any) -> None:
         names = {f"#a{n}": name for n, name in enumerate(attributes)}
-        values = {
-            f":a{n}": ({"BOOL": value} if isinstance(value, bool) else {"S": value})
-            for n, value in enumerate(attributes.values())
-        }
+        values = {f":a{n}": _dynamo(value) for n, value in enumerate(attributes.values())}
         self.ddb.update_item(
             TableName=self.name,
             Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}},
             UpdateExpression="SET " + ", ".join(f"#a{n} = :a{n}" for n in range(len(attributes))),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
+        )
+
+    def remove_attributes(self, user_id: str, event_id: str, *names: str) -> None:
+        self.ddb.update_item(
+            TableName=self.name,
+            Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}},
+            UpdateExpression="REMOVE " + ", ".join(f"#r{n}" for n in range(len(names))),
+            ExpressionAttributeNames={f"#r{n}": name for n, name in enumerate(names)},
         )
 
     def delete(self, user_id: str, event_id: str) -> None:
@@ -66,3 +71,12 @@ class CalendarTable:
                 break
             records += [as_lambda_record(record, self.stream_arn) for record in page["Records"]]
         return records
+
+
+def _dynamo(value: Any) -> dict[str, Any]:
+    """A Python value as DynamoDB JSON: bool, a set of strings (SS, e.g. exdates) or a string."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, set | frozenset):
+        return {"SS": sorted(value)}
+    return {"S": value}

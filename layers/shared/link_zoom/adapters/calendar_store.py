@@ -86,6 +86,25 @@ class CalendarStore:
                 if item is not None:
                     yield item
 
+    def exceptions_of(self, user_id: str, series_id: str) -> Iterator[CalendarItem]:
+        """The exception items of a series (the user's items whose series_id names it)."""
+        pages = (
+            client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=self._table,
+                KeyConditionExpression="#key = :user",
+                FilterExpression="#series = :series",
+                ExpressionAttributeNames={"#key": "user_id", "#series": "series_id"},
+                ExpressionAttributeValues={":user": {"S": user_id}, ":series": {"S": series_id}},
+            )
+        )
+        for page in pages:
+            for image in page.get("Items", []):
+                item = CalendarItem.from_image(image)
+                if item is not None:
+                    yield item
+
     def mark_deleted_at_zoom(self, user_id: str, event_id: str, meeting_id: str) -> bool:
         return self._update(
             user_id,

@@ -6,7 +6,9 @@ claim, moving and removing need the meeting id we read. No token of any kind is 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
@@ -46,6 +48,7 @@ class MeetingLinkModel(Model):
     claim_expires_at = NumberAttribute(null=True)
     claim_ref = UnicodeAttribute(null=True)  # written into the agenda of the meeting the claim's create makes
     outcome_unknown = BooleanAttribute(null=True)  # a create for this claim lost its answer
+    series = UnicodeAttribute(null=True)  # JSON: a recurring event's applied state (domain/series.py)
 
 
 def _conditional_failed(error: PutError | UpdateError | DeleteError) -> bool:
@@ -72,6 +75,7 @@ def _to_link(row: MeetingLinkModel) -> MeetingLink:
         claim_expires_at=row.claim_expires_at,
         claim_ref=row.claim_ref,
         outcome_unknown=bool(row.outcome_unknown),
+        series=json.loads(row.series) if row.series else None,
     )
 
 
@@ -177,6 +181,37 @@ class MeetingLinksStore:
                 return None
             raise
         return _to_link(row)
+
+    def set_series(self, link: MeetingLink, state: dict[str, Any], schedule: Schedule) -> MeetingLink | None:
+        """Records a series' applied state and first occurrence, while the link still holds its meeting."""
+        model = self._model
+        row = model(link.user_id, link.event_id)
+        actions = [*self._schedule_actions(schedule), model.series.set(json.dumps(state, sort_keys=True))]
+        try:
+            row.update(actions=actions, condition=model.meeting_id == link.meeting_id)
+        except UpdateError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        return _to_link(row)
+
+    def put_exception(self, series: MeetingLink, event_id: str, schedule: Schedule, state: dict[str, Any]) -> None:
+        """The link of an exception item to its series' meeting, with where its occurrence was moved."""
+        assert series.meeting_id is not None
+        row = self._model(
+            series.user_id,
+            event_id,
+            meeting_id=series.meeting_id,
+            join_url=series.join_url,
+            password=series.password,
+            start=schedule.start_time,
+            end=schedule.end_time,
+            time_zone=schedule.time_zone,
+            topic=schedule.topic,
+            updated_at=_now(),
+            series=json.dumps(state, sort_keys=True),
+        )
+        row.save()
 
     def remove(self, user_id: str, event_id: str, meeting_id: str) -> bool:
         model = self._model

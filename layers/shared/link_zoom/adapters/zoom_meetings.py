@@ -23,7 +23,8 @@ from urllib.parse import quote
 from link_zoom import config
 from link_zoom.deadline import Deadline
 from link_zoom.domain.meetings import FoundMeeting, ZoomMeeting
-from link_zoom.domain.schedule import Schedule
+from link_zoom.domain.recurrence import ZoomOccurrence, ZoomRecurrence
+from link_zoom.domain.schedule import Schedule, parse_instant
 from link_zoom.errors import (
     ZoomMeetingNotFound,
     ZoomOutcomeUnknown,
@@ -58,6 +59,41 @@ def _meeting_of(data: dict[str, Any]) -> ZoomMeeting | None:
         return None
     password = data.get("password")
     return ZoomMeeting(str(meeting_id), join_url, password if isinstance(password, str) and password else None)
+
+
+INVALID_FIELD_CODE = 300  # Zoom's "invalid field" (for an occurrence: no such available occurrence)
+
+
+def _series_body(schedule: Schedule, zoom: ZoomRecurrence) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "topic": schedule.topic,
+        "type": zoom.meeting_type,
+        "start_time": schedule.start_time,
+        "duration": schedule.duration_minutes,
+        "timezone": schedule.time_zone,
+    }
+    if zoom.recurrence is not None:
+        body["recurrence"] = zoom.recurrence
+    return body
+
+
+def _occurrences_of(data: dict[str, Any]) -> list[ZoomOccurrence]:
+    """Zoom's `occurrences` (ids kept as strings); entries it cannot read are left out."""
+    found = []
+    items = data.get("occurrences")
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        occurrence_id, start, duration = (
+            item.get("occurrence_id"),
+            parse_instant(item.get("start_time")),
+            item.get("duration"),
+        )
+        if not isinstance(occurrence_id, str | int) or isinstance(occurrence_id, bool) or start is None:
+            continue
+        minutes = duration if isinstance(duration, int) and not isinstance(duration, bool) else 0
+        found.append(ZoomOccurrence(str(occurrence_id), start, minutes, item.get("status") != "deleted"))
+    return found
 
 
 _session: requests.Session | None = None
@@ -154,6 +190,66 @@ class ZoomMeetingsApi:
             raise ZoomOutcomeUnknown()
         count("MeetingsCreated")
         return meeting
+
+    # --- recurring meetings (one meeting per series; occurrences addressed by Zoom's occurrence_id)
+
+    def create_series(
+        self,
+        access_token: str,
+        schedule: Schedule,
+        zoom: ZoomRecurrence,
+        deadline: Deadline,
+        reference: str | None = None,
+    ) -> tuple[ZoomMeeting, list[ZoomOccurrence]]:
+        """A recurring meeting (type 8 with its recurrence, or type 3) and the occurrences Zoom made."""
+        body = _series_body(schedule, zoom)
+        body["default_password"] = True
+        body["settings"] = {"use_pmi": False}  # a PMI is shared by all the user's meetings
+        if reference is not None:
+            body["agenda"] = agenda_for(reference)
+        data = self._call("POST", "/users/me/meetings", access_token, deadline, body, operation="create")
+        meeting = _meeting_of(data)
+        if meeting is None:
+            count("ZoomErrors")
+            raise ZoomOutcomeUnknown()
+        count("MeetingsCreated")
+        return meeting, _occurrences_of(data)
+
+    def occurrences(self, access_token: str, meeting_id: str, deadline: Deadline) -> list[ZoomOccurrence]:
+        data = self._call("GET", f"/meetings/{meeting_id}", access_token, deadline, None, operation="get")
+        return _occurrences_of(data)
+
+    def update_series(
+        self, access_token: str, meeting_id: str, schedule: Schedule, zoom: ZoomRecurrence, deadline: Deadline
+    ) -> None:
+        """The whole series: Zoom remakes its occurrences (cancelled and moved ones come back)."""
+        body = _series_body(schedule, zoom)
+        self._call("PATCH", f"/meetings/{meeting_id}", access_token, deadline, body, operation="update")
+        count("MeetingsMoved")
+
+    def rename(self, access_token: str, meeting_id: str, topic: str, deadline: Deadline) -> None:
+        """Only the topic: the occurrences stay as they are."""
+        self._call("PATCH", f"/meetings/{meeting_id}", access_token, deadline, {"topic": topic}, operation="update")
+
+    def move_occurrence(
+        self, access_token: str, meeting_id: str, occurrence_id: str, schedule: Schedule, deadline: Deadline
+    ) -> None:
+        body = {"start_time": schedule.start_time, "duration": schedule.duration_minutes}
+        path = f"/meetings/{meeting_id}?occurrence_id={quote(occurrence_id, safe='')}"
+        self._call("PATCH", path, access_token, deadline, body, operation="update_occurrence")
+        count("OccurrencesMoved")
+
+    def delete_occurrence(self, access_token: str, meeting_id: str, occurrence_id: str, deadline: Deadline) -> bool:
+        """True when this call deleted it; False when Zoom has no such available occurrence (already deleted)."""
+        path = f"/meetings/{meeting_id}?occurrence_id={quote(occurrence_id, safe='')}"
+        try:
+            self._call("DELETE", path, access_token, deadline, None, operation="delete_occurrence")
+        except ZoomRejected as exc:
+            if exc.zoom_code == INVALID_FIELD_CODE:
+                return False
+            raise
+        count("OccurrencesDeleted")
+        return True
 
     def find_created(self, access_token: str, reference: str, deadline: Deadline) -> list[FoundMeeting]:
         """The user's upcoming meetings whose agenda carries `reference`, oldest first (one list page per 300

@@ -29,8 +29,11 @@ DELETED_AT_ZOOM = "deleted_at_zoom"
 FAILED = "failed"
 
 # The Link server's attributes a meeting follows; a write-back applies only while they are unchanged.
-WATCHED = ("start", "end", "time_zone", "subject", "zoom")
-SCHEDULE_ATTRIBUTES = ("start", "end", "time_zone", "subject")
+# Recurring events (contract 3a): a series item's rule and cancelled dates, an exception item's series and
+# the original start of the occurrence it replaces.
+RECURRENCE_ATTRIBUTES = ("recurrence", "exdates", "series_id", "recurrence_id")
+WATCHED = ("start", "end", "time_zone", "subject", "zoom", *RECURRENCE_ATTRIBUTES)
+SCHEDULE_ATTRIBUTES = ("start", "end", "time_zone", "subject", *RECURRENCE_ATTRIBUTES)
 # The only attributes the service ever writes to an item.
 ZOOM_ATTRIBUTES = ("zoom_meeting_id", "zoom_join_url", "zoom_status", "zoom_error")
 
@@ -82,6 +85,20 @@ class CalendarItem:
     @property
     def zoom(self) -> bool:
         return (self.attributes.get("zoom") or {}).get("BOOL") is True
+
+    @property
+    def series_id(self) -> str | None:
+        """Set on an exception item: the event id of its series (which decides whether it has Zoom)."""
+        return self.text("series_id")
+
+    @property
+    def follows_zoom(self) -> bool:
+        """Whether a meeting concerns this item: its own toggle, or for an exception item its series'."""
+        return self.zoom or self.series_id is not None
+
+    def exdates(self) -> list[str]:
+        value = (self.attributes.get("exdates") or {}).get("SS")
+        return [text for text in value if isinstance(text, str)] if isinstance(value, list) else []
 
     def zoom_fields(self) -> ZoomFields:
         return ZoomFields(*(self.text(name) for name in ZOOM_ATTRIBUTES))
@@ -141,18 +158,23 @@ def decide(record: Mapping[str, Any]) -> Change:
     if new is None:
         return change(True, "no new image")
     if name == "INSERT" or old is None:
-        return change(new.zoom, "new event with zoom" if new.zoom else "new event without zoom")
+        return change(new.follows_zoom, "new event with zoom" if new.follows_zoom else "new event without zoom")
+    return change(*_modified(old, new))
+
+
+def _modified(old: CalendarItem, new: CalendarItem) -> tuple[bool, str]:
+    """Whether a MODIFY needs the service, and why."""
     if old.without_zoom_fields() == new.without_zoom_fields():
-        return change(False, "only zoom_* attributes changed")
-    if old.zoom != new.zoom:
-        return change(True, "zoom switched on" if new.zoom else "zoom switched off")
-    if not new.zoom:
-        return change(False, "zoom is off")
+        return False, "only zoom_* attributes changed"
+    if old.follows_zoom != new.follows_zoom:
+        return True, "zoom switched on" if new.follows_zoom else "zoom switched off"
+    if not new.follows_zoom:
+        return False, "zoom is off"
     if any(old.attributes.get(attr) != new.attributes.get(attr) for attr in SCHEDULE_ATTRIBUTES):
-        return change(True, "schedule or subject changed")
+        return True, "schedule or subject changed"
     if new.zoom_fields().meeting_id is None:
-        return change(True, "waiting for a meeting")
-    return change(False, "nothing a meeting follows changed")
+        return True, "waiting for a meeting"
+    return False, "nothing a meeting follows changed"
 
 
 class SkippedAfterFailure(Exception):

@@ -112,6 +112,9 @@ class MeetingLink:
     # before references); `outcome_unknown`: a create for this claim reached Zoom and its answer was lost.
     claim_ref: str | None = None
     outcome_unknown: bool = False
+    # A recurring event's own state (domain/series.py): for a series, the rule, cancelled and Zoom's occurrence
+    # ids as last applied; for an exception item, its series and occurrence. JSON-able; None for single events.
+    series: dict[str, Any] | None = None
 
 
 # ------------------------------------------------------------------ ports (the adapters, or fakes in tests)
@@ -173,6 +176,20 @@ class MeetingLinksPort(Protocol):
     def find_by_meeting(self, meeting_id: str) -> list[tuple[str, str]]: ...
 
 
+class RecurringPort(Protocol):
+    """Recurring events (domain/series.py), reached through the single events' stream and sweep."""
+
+    def reconcile(self, user_id: str, event_id: str, item: CalendarItem | None, deadline: Deadline) -> str | None:
+        """Handles the event if it is (or was) part of a recurring event; None when it is a single event."""
+        ...
+
+    def put_event_series(
+        self, user_id: str, event_id: str, schedule: Schedule, rule: str, deadline: Deadline
+    ) -> MeetingLink: ...
+
+    def has_ended(self, item: CalendarItem, moment: datetime) -> bool: ...
+
+
 class OncePort(Protocol):
     def run(
         self,
@@ -220,8 +237,8 @@ class ComposeLinkRequest:
 
 
 def parse_event_meeting(body: dict[str, Any]) -> Schedule:
-    """The body of PUT /v1/events/{event_id}/zoom as a Schedule."""
-    _only_fields(body, {"topic", "start", "end", "time_zone"})
+    """The body of PUT /v1/events/{event_id}/zoom as a Schedule (for a series: its first occurrence's)."""
+    _only_fields(body, {"topic", "start", "end", "time_zone", "recurrence"})
     for name in ("topic", "start", "end"):
         if name not in body:
             raise BadRequest(f"{name} is required.")
@@ -235,6 +252,20 @@ def parse_event_meeting(body: dict[str, Any]) -> Schedule:
     if start is None or end is None or end <= start:
         raise InvalidTimeRange()
     return Schedule(topic, start, end, time_zone)
+
+
+def parse_event_recurrence(body: dict[str, Any], schedule: Schedule) -> str | None:
+    """The PUT body's `recurrence` (contract 3a), checked against its first occurrence; 400 when it does not
+    parse or does not start at `start`."""
+    if "recurrence" not in body:
+        return None
+    from link_zoom.domain.recurrence import InvalidRecurrence, parse_series  # dateutil only on this path
+
+    try:
+        parse_series(body["recurrence"], schedule)
+    except InvalidRecurrence as exc:
+        raise BadRequest(str(exc)) from exc
+    return str(body["recurrence"])
 
 
 def parse_idempotency_key(value: str | None) -> str | None:
@@ -286,6 +317,7 @@ class Meetings:
     once: OncePort
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    recurring: RecurringPort | None = None
 
     # --- API paths
 
@@ -317,10 +349,15 @@ class Meetings:
                     raise RequestInProgress() from exc
                 self.sleep(0.25)
 
-    def put_event_meeting(self, user_id: str, event_id: str, schedule: Schedule, deadline: Deadline) -> dict[str, Any]:
+    def put_event_meeting(
+        self, user_id: str, event_id: str, schedule: Schedule, deadline: Deadline, recurrence: str | None = None
+    ) -> dict[str, Any]:
         if not self.zoom_enabled():
             raise FeatureDisabled()
-        link = self._ensure_link(user_id, event_id, schedule, deadline)
+        if recurrence is not None and self.recurring is not None:
+            link = self.recurring.put_event_series(user_id, event_id, schedule, recurrence, deadline)
+        else:
+            link = self._ensure_link(user_id, event_id, schedule, deadline)
         assert link.meeting_id is not None and link.join_url is not None and link.schedule is not None
         return meeting_answer(link.meeting_id, link.join_url, link.password, link.schedule)
 
@@ -333,6 +370,10 @@ class Meetings:
     def reconcile_event(self, user_id: str, event_id: str, deadline: Deadline) -> str:
         """Brings the event's meeting in line with the calendar item as it is now; returns what it did."""
         item = self.calendar.get(user_id, event_id)
+        if self.recurring is not None and _may_be_recurring(item):
+            outcome = self.recurring.reconcile(user_id, event_id, item, deadline)
+            if outcome is not None:
+                return outcome
         if item is None or not item.zoom:
             removed = self._remove_link(user_id, event_id, deadline)
             if item is not None:
@@ -375,8 +416,35 @@ class Meetings:
         return [
             item
             for item in self.calendar.waiting_for_connection(user_id)
-            if (end := parse_instant(item.text("end"))) is not None and end > moment
+            if (end := parse_instant(item.text("end"))) is not None
+            and (end > moment if item.text("recurrence") is None else not self._series_ended(item, moment))
         ]
+
+    def _series_ended(self, item: CalendarItem, moment: datetime) -> bool:
+        return self.recurring is None or self.recurring.has_ended(item, moment)
+
+    # --- the claim protocol, for recurring events (domain/series.py)
+
+    def claim_and_create(
+        self,
+        user_id: str,
+        event_id: str,
+        schedule: Schedule,
+        deadline: Deadline,
+        *,
+        replacing: MeetingLink | None,
+        create_with: Callable[[str, str], ZoomMeeting],
+    ) -> MeetingLink | None:
+        """The claim-before-create of single events, with `create_with(token, reference)` making the meeting."""
+        return self._claim_and_create(
+            user_id, event_id, schedule, deadline, replacing=replacing, create_with=create_with
+        )
+
+    def claim_expired(self, link: MeetingLink) -> bool:
+        return self._expired(link)
+
+    def wait_for_claim(self, deadline: Deadline) -> None:
+        self._wait_for_claim(deadline)
 
     # --- Zoom deleted a meeting (webhook)
 
@@ -420,7 +488,14 @@ class Meetings:
             link = self.links.get(user_id, event_id)
 
     def _claim_and_create(
-        self, user_id: str, event_id: str, schedule: Schedule, deadline: Deadline, *, replacing: MeetingLink | None
+        self,
+        user_id: str,
+        event_id: str,
+        schedule: Schedule,
+        deadline: Deadline,
+        *,
+        replacing: MeetingLink | None,
+        create_with: Callable[[str, str], ZoomMeeting] | None = None,
     ) -> MeetingLink | None:
         claim_id = uuid.uuid4().hex
         # A claim outlives its creator's deadline a little: after that, nobody is working on it any more.
@@ -443,7 +518,10 @@ class Meetings:
             meeting = self._adopt(user_id, ref, schedule, deadline) if inherited else None
             if meeting is None:
                 meeting = self.connection.call_zoom(
-                    user_id, lambda token: self.zoom.create(token, schedule, deadline, ref)
+                    user_id,
+                    lambda token: (
+                        create_with(token, ref) if create_with else self.zoom.create(token, schedule, deadline, ref)
+                    ),
                 )
         except ZoomOutcomeUnknown:
             self._keep_unknown(user_id, event_id, claim_id)
@@ -582,6 +660,11 @@ class Meetings:
             self.connection.call_zoom(user_id, lambda token: self.zoom.delete(token, meeting_id, deadline))
         except Exception:
             logger.exception("could not delete a surplus Zoom meeting", extra={"meeting_id": meeting_id})
+
+
+def _may_be_recurring(item: CalendarItem | None) -> bool:
+    """A removal or toggle off (the link row knows whether it was recurring), or a series or exception item."""
+    return item is None or not item.zoom or item.series_id is not None or item.text("recurrence") is not None
 
 
 def _kept(link: MeetingLink | None) -> ZoomFields:

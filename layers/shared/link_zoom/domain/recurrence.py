@@ -51,6 +51,16 @@ FALLBACK_SENTENCE = (
 )
 
 
+@dataclass(frozen=True)
+class ZoomOccurrence:
+    """One occurrence as Zoom lists it: its id (its original start in epoch ms), start (UTC) and status."""
+
+    occurrence_id: str
+    start: datetime
+    duration: int
+    available: bool = True
+
+
 class InvalidRecurrence(ValueError):
     """The rule does not parse, or does not describe the event; the message is one sentence for a person."""
 

@@ -71,6 +71,11 @@ class Webhook:
         # Zoom's ids are numbers in JSON; the service keeps them as strings.
         if isinstance(meeting_id, bool) or not isinstance(meeting_id, int | str) or not str(meeting_id).isdigit():
             raise BadRequest("meeting.deleted needs payload.object.id.")
+        occurrences = meeting.get("occurrences") if isinstance(meeting, dict) else None
+        if isinstance(occurrences, list) and occurrences:
+            # One occurrence of a recurring meeting went: the series and its join URL stay (contract 3a).
+            logger.info("Zoom occurrence deleted; the series stays", extra={"meeting_id": str(meeting_id)})
+            return {"status": "ignored"}
         self.meeting_deleted(str(meeting_id))
         return {"status": "handled"}
 

@@ -1,0 +1,376 @@
+"""Recurring events (contract 3a) from the calendar stream to the Zoom emulator: one meeting per series, its
+occurrences in step with the rule, exdates and exception items, with the fewest Zoom calls."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from devstack.aws import LocalResources
+from devstack.events import api_event
+from devstack.zoom_emulator import EmulatorHandle, sign_webhook
+from tests.integration.connection.zoom_flow import Person
+from tests.integration.meetings.conftest import body_of, context
+from tests.integration.meetings.stream_tap import CalendarTable
+from tests.integration.meetings.test_meetings_integration import meetings_at, request
+
+pytestmark = pytest.mark.integration
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# Mondays and Wednesdays at 09:00 Berlin, six times, across the switch to summer time on 29 March 2099.
+SERIES = {
+    "subject": "Team sync",
+    "start": "2099-03-23T09:00:00+01:00",
+    "end": "2099-03-23T09:30:00+01:00",
+    "time_zone": "Europe/Berlin",
+    "recurrence": "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=6",
+}
+LOCAL_STARTS = [
+    "Mon 03-23 09:00",
+    "Wed 03-25 09:00",
+    "Mon 03-30 09:00",
+    "Wed 04-01 09:00",
+    "Mon 04-06 09:00",
+    "Wed 04-08 09:00",
+]
+SECOND = "2099-03-25T09:00:00+01:00"  # the second occurrence's original start
+THIRD = "2099-03-30T09:00:00+02:00"
+
+
+@pytest.fixture
+def calendar(local_aws: LocalResources, zoom: EmulatorHandle) -> CalendarTable:
+    return CalendarTable(local_aws)
+
+
+def calls(zoom: EmulatorHandle) -> list[tuple[str, str]]:
+    """Zoom API calls since the last clear, as (method, path with the meeting id as {id})."""
+    found = []
+    for call in zoom.calls:
+        if call["path"].startswith("/v2/"):
+            path = call["path"].split("/v2", 1)[1]
+            parts = path.split("/")
+            if len(parts) > 2 and parts[1] == "meetings":
+                parts[2] = "{id}"
+            found.append((call["method"], "/".join(parts)))
+    return found
+
+
+def local(occurrence: dict[str, Any]) -> str:
+    moment = datetime.strptime(occurrence["start_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return moment.astimezone(BERLIN).strftime("%a %m-%d %H:%M")
+
+
+def available(meeting: dict[str, Any]) -> list[str]:
+    return [local(o) for o in meeting["occurrences"] if o["status"] == "available"]
+
+
+def settle(functions: dict[str, Any], calendar: CalendarTable) -> None:
+    """Delivers the stream until it is quiet (the service's own write-backs come back as records)."""
+    for _ in range(4):
+        records = calendar.new_records()
+        if not records:
+            return
+        answer = functions["calendar_stream"].handler({"Records": records}, context(120, "calendar-stream"))
+        assert answer == {"batchItemFailures": []}
+
+
+@pytest.fixture
+def series_event(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable
+) -> tuple[str, str, dict[str, Any]]:
+    """A series with one cancelled date, delivered; (event id, meeting id, the meeting at Zoom)."""
+    event_id = f"series-{uuid.uuid4()}"
+    calendar.put(alice.user_id, event_id, **SERIES, exdates={THIRD}, zoom=True)
+    settle(functions, calendar)
+    item = calendar.item(alice.user_id, event_id)
+    assert item["zoom_status"] == "scheduled", item
+    return event_id, item["zoom_meeting_id"], meetings_at(zoom)[item["zoom_meeting_id"]]
+
+
+def test_a_series_gets_one_fixed_time_meeting_matching_the_rule_minus_exdates(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable
+) -> None:
+    event_id = f"series-{uuid.uuid4()}"
+    zoom.clear_calls()
+    calendar.put(alice.user_id, event_id, **SERIES, exdates={THIRD}, zoom=True)
+    settle(functions, calendar)
+    item = calendar.item(alice.user_id, event_id)
+    assert item["zoom_status"] == "scheduled" and "zoom_error" not in item
+    assert calls(zoom) == [("POST", "/users/me/meetings"), ("DELETE", "/meetings/{id}")]
+    meetings = meetings_at(zoom)
+    assert len(meetings) == 1
+    meeting = meetings[item["zoom_meeting_id"]]
+    assert item["zoom_join_url"] == meeting["join_url"]
+    assert (meeting["type"], meeting["topic"], meeting["duration"], meeting["timezone"]) == (
+        8,
+        "Team sync",
+        30,
+        "Europe/Berlin",
+    )
+    assert meeting["recurrence"] == {"type": 2, "repeat_interval": 1, "weekly_days": "2,4", "end_times": 6}
+    assert [local(o) for o in meeting["occurrences"]] == LOCAL_STARTS  # 09:00 on both sides of the DST switch
+    assert available(meeting) == [start for start in LOCAL_STARTS if start != "Mon 03-30 09:00"]
+
+    # Edits Zoom does not care about, replays of every record: no call, no second meeting.
+    zoom.clear_calls()
+    calendar.update(alice.user_id, event_id, location="Room 7")
+    settle(functions, calendar)
+    assert calls(zoom) == []
+
+
+def test_exdate_added_deletes_one_occurrence_and_removed_brings_it_back(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    series_event: tuple[str, str, dict[str, Any]],
+) -> None:
+    event_id, meeting_id, _ = series_event
+    zoom.clear_calls()
+    calendar.update(alice.user_id, event_id, exdates={THIRD, SECOND})
+    settle(functions, calendar)
+    assert calls(zoom) == [("DELETE", "/meetings/{id}")]
+    assert "Wed 03-25 09:00" not in available(meetings_at(zoom)[meeting_id])
+
+    zoom.clear_calls()
+    calendar.update(alice.user_id, event_id, exdates={THIRD})
+    settle(functions, calendar)
+    # Zoom cannot undelete one occurrence: the series is re-sent, its ids read, the other date cancelled again.
+    assert calls(zoom) == [("PATCH", "/meetings/{id}"), ("GET", "/meetings/{id}"), ("DELETE", "/meetings/{id}")]
+    meeting = meetings_at(zoom)[meeting_id]
+    assert available(meeting) == [start for start in LOCAL_STARTS if start != "Mon 03-30 09:00"]
+    assert calendar.item(alice.user_id, event_id)["zoom_join_url"] == meeting["join_url"]
+
+
+def test_exception_moves_only_its_occurrence_and_its_removal_puts_it_back(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    series_event: tuple[str, str, dict[str, Any]],
+) -> None:
+    event_id, meeting_id, before = series_event
+    exception_id = f"{event_id}-exc"
+    zoom.clear_calls()
+    calendar.put(
+        alice.user_id,
+        exception_id,
+        subject="Team sync",
+        start="2099-03-25T14:00:00+01:00",
+        end="2099-03-25T15:00:00+01:00",
+        time_zone="Europe/Berlin",
+        series_id=event_id,
+        recurrence_id=SECOND,
+    )
+    settle(functions, calendar)
+    assert calls(zoom) == [("PATCH", "/meetings/{id}")]
+    exception = calendar.item(alice.user_id, exception_id)
+    assert (exception["zoom_meeting_id"], exception["zoom_join_url"], exception["zoom_status"]) == (
+        meeting_id,
+        before["join_url"],
+        "scheduled",
+    )
+    moved = meetings_at(zoom)[meeting_id]
+    second = moved["occurrences"][1]
+    assert (local(second), second["duration"]) == ("Wed 03-25 14:00", 60)
+    assert second["occurrence_id"] == before["occurrences"][1]["occurrence_id"]
+    assert [o for n, o in enumerate(moved["occurrences"]) if n != 1] == [
+        o for n, o in enumerate(before["occurrences"]) if n != 1
+    ]
+
+    zoom.clear_calls()
+    calendar.delete(alice.user_id, exception_id)
+    settle(functions, calendar)
+    assert calls(zoom) == [("PATCH", "/meetings/{id}")]
+    back = meetings_at(zoom)[meeting_id]["occurrences"][1]
+    assert (local(back), back["duration"]) == ("Wed 03-25 09:00", 30)
+
+
+def test_series_change_keeps_the_join_url_and_reapplies_exdates_and_moves(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    series_event: tuple[str, str, dict[str, Any]],
+) -> None:
+    event_id, meeting_id, before = series_event
+    exception_id = f"{event_id}-exc"
+    calendar.put(
+        alice.user_id,
+        exception_id,
+        start="2099-03-25T14:00:00+01:00",
+        end="2099-03-25T14:30:00+01:00",
+        series_id=event_id,
+        recurrence_id=SECOND,
+    )
+    settle(functions, calendar)
+
+    zoom.clear_calls()
+    calendar.update(alice.user_id, event_id, subject="Team sync (new name)")
+    settle(functions, calendar)
+    assert calls(zoom) == [("PATCH", "/meetings/{id}")]  # the topic only: occurrences untouched
+    assert meetings_at(zoom)[meeting_id]["topic"] == "Team sync (new name)"
+
+    zoom.clear_calls()
+    calendar.update(alice.user_id, event_id, recurrence="FREQ=WEEKLY;BYDAY=MO,WE;COUNT=8")
+    settle(functions, calendar)
+    assert calls(zoom) == [
+        ("PATCH", "/meetings/{id}"),  # the series
+        ("GET", "/meetings/{id}"),  # its new occurrence ids
+        ("DELETE", "/meetings/{id}"),  # the exdate again
+        ("PATCH", "/meetings/{id}"),  # the exception's move again
+    ]
+    meeting = meetings_at(zoom)[meeting_id]
+    assert meeting["join_url"] == before["join_url"] and len(meetings_at(zoom)) == 1
+    assert len(meeting["occurrences"]) == 8
+    assert available(meeting) == [
+        "Mon 03-23 09:00",
+        "Wed 03-25 14:00",
+        "Wed 04-01 09:00",
+        "Mon 04-06 09:00",
+        "Wed 04-08 09:00",
+        "Mon 04-13 09:00",
+        "Wed 04-15 09:00",
+    ]
+
+
+def test_toggle_off_and_remove_delete_the_whole_meeting(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    series_event: tuple[str, str, dict[str, Any]],
+) -> None:
+    event_id, meeting_id, _ = series_event
+    exception_id = f"{event_id}-exc"
+    calendar.put(
+        alice.user_id,
+        exception_id,
+        start="2099-03-25T14:00:00+01:00",
+        end="2099-03-25T14:30:00+01:00",
+        series_id=event_id,
+        recurrence_id=SECOND,
+    )
+    settle(functions, calendar)
+    zoom.clear_calls()
+    calendar.update(alice.user_id, event_id, zoom=False)
+    settle(functions, calendar)
+    assert calls(zoom) == [("DELETE", "/meetings/{id}")]
+    assert meeting_id not in meetings_at(zoom)
+    for event in (event_id, exception_id):
+        assert not {name for name in calendar.item(alice.user_id, event) if name.startswith("zoom_")}
+
+    calendar.update(alice.user_id, event_id, zoom=True)
+    settle(functions, calendar)
+    again = calendar.item(alice.user_id, event_id)["zoom_meeting_id"]
+    assert calendar.item(alice.user_id, exception_id)["zoom_meeting_id"] == again  # re-applied on create
+    zoom.clear_calls()
+    calendar.delete(alice.user_id, event_id)
+    settle(functions, calendar)
+    assert calls(zoom) == [("DELETE", "/meetings/{id}")] and meetings_at(zoom) == {}
+
+
+def test_a_series_zoom_cannot_express_gets_one_meeting_without_fixed_times(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable
+) -> None:
+    event_id = f"series-{uuid.uuid4()}"
+    calendar.put(alice.user_id, event_id, **{**SERIES, "recurrence": "FREQ=WEEKLY;BYDAY=MO"}, zoom=True)
+    settle(functions, calendar)
+    item = calendar.item(alice.user_id, event_id)
+    meeting = meetings_at(zoom)[item["zoom_meeting_id"]]
+    assert meeting["type"] == 3 and "occurrences" not in meeting
+    assert item["zoom_status"] == "scheduled" and item["zoom_join_url"] == meeting["join_url"]
+    assert "no end" in item["zoom_error"] and item["zoom_error"].endswith(".")
+
+
+@pytest.mark.parametrize(
+    ("recurrence", "words"),
+    [("FREQ=SOMETIMES", "not a valid RRULE"), ("FREQ=WEEKLY;BYDAY=TU;COUNT=3", "is not the event's start")],
+)
+def test_a_rule_that_does_not_parse_or_start_at_start_fails_without_a_call(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    recurrence: str,
+    words: str,
+) -> None:
+    event_id = f"series-{uuid.uuid4()}"
+    zoom.clear_calls()
+    calendar.put(alice.user_id, event_id, **{**SERIES, "recurrence": recurrence}, zoom=True)
+    settle(functions, calendar)
+    item = calendar.item(alice.user_id, event_id)
+    assert item["zoom_status"] == "failed" and words in item["zoom_error"]
+    assert calls(zoom) == []
+
+
+def test_replayed_records_make_one_series_meeting(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable
+) -> None:
+    event_id = f"series-{uuid.uuid4()}"
+    calendar.put(alice.user_id, event_id, **SERIES, zoom=True)
+    records = calendar.new_records()
+    for _ in range(3):
+        answer = functions["calendar_stream"].handler({"Records": records}, context(60, "calendar-stream"))
+        assert answer == {"batchItemFailures": []}
+    assert len(meetings_at(zoom)) == 1
+
+
+def test_meeting_deleted_for_one_occurrence_leaves_the_series_alone(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    series_event: tuple[str, str, dict[str, Any]],
+) -> None:
+    event_id, meeting_id, before = series_event
+    occurrence = before["occurrences"][0]
+    body = json.dumps(
+        {
+            "event": "meeting.deleted",
+            "event_ts": int(time.time() * 1000),
+            "payload": {
+                "account_id": "a",
+                "object": {"id": int(meeting_id), "host_id": "h", "occurrences": [occurrence]},
+            },
+        }
+    ).encode()
+    stamp = str(int(time.time()))
+    headers = {"x-zm-request-timestamp": stamp, "x-zm-signature": sign_webhook(zoom.config.webhook_secret, stamp, body)}
+    event = api_event("POST", "/v1/zoom/webhook", body=body, headers=headers)
+    assert functions["zoom_webhook"].handler(event, context())["statusCode"] == 200
+    item = calendar.item(alice.user_id, event_id)
+    assert (item["zoom_status"], item["zoom_meeting_id"]) == ("scheduled", meeting_id)
+
+
+def test_put_takes_a_recurrence_and_refuses_a_bad_one(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person
+) -> None:
+    body = {
+        "topic": "Team sync",
+        "start": SERIES["start"],
+        "end": SERIES["end"],
+        "time_zone": "Europe/Berlin",
+        "recurrence": SERIES["recurrence"],
+    }
+    event_id = f"series-{uuid.uuid4()}"
+    first = request(functions, "PUT", f"/v1/events/{event_id}/zoom", alice, body)
+    assert first["statusCode"] == 200, first
+    answer = body_of(first)
+    meeting = meetings_at(zoom)[answer["meeting_id"]]
+    assert meeting["type"] == 8 and len(meeting["occurrences"]) == 6
+    assert answer["start_time"] == "2099-03-23T08:00:00Z" and answer["duration_minutes"] == 30
+    zoom.clear_calls()
+    again = request(functions, "PUT", f"/v1/events/{event_id}/zoom", alice, body)
+    assert body_of(again) == answer and calls(zoom) == []
+
+    for bad in ("FREQ=NEVER", "FREQ=WEEKLY;BYDAY=TU;COUNT=2", 7):
+        refused = request(functions, "PUT", f"/v1/events/other-{uuid.uuid4()}/zoom", alice, {**body, "recurrence": bad})
+        assert refused["statusCode"] == 400
+        assert body_of(refused)["error"]["code"] == "bad_request"
