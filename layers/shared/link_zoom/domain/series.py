@@ -197,7 +197,8 @@ class RecurringMeetings:
         self, user_id: str, event_id: str, schedule: Schedule, rule: str, deadline: Deadline
     ) -> MeetingLink:
         """PUT /v1/events/{id}/zoom with a recurrence (already checked): the series' meeting, made or brought
-        to the rule; the cancellations the calendar stream applied stay."""
+        to the rule; the cancellations the calendar stream applied stay. The API function has no access to
+        the calendar table, so exception items are not re-applied here (see docs/calendar-table.md)."""
         link, _ = self._apply(user_id, event_id, parse_series(rule, schedule), None, deadline)
         return link
 
@@ -240,7 +241,8 @@ class RecurringMeetings:
     def _apply(
         self, user_id: str, event_id: str, series: Series, cancelled: frozenset[str] | None, deadline: Deadline
     ) -> tuple[MeetingLink, str]:
-        """Makes or updates the meeting; `cancelled` None keeps the cancellations as applied (the PUT route)."""
+        """Makes or updates the meeting; `cancelled` None (the PUT route) keeps the cancellations as applied and
+        leaves the calendar's exception items alone."""
         plan = series.zoom()
         link, made = self._ensure_meeting(user_id, event_id, series, plan, deadline)
         state = SeriesState.of(link)
@@ -261,7 +263,7 @@ class RecurringMeetings:
         saved = self.links.set_series(link, state.to_json(), series.first)
         if saved is None:
             raise ZoomMeetingNotFound(meeting_id)  # removed meanwhile: the record is retried
-        if rebuilt:
+        if rebuilt and cancelled is not None:
             self._reapply_exceptions(saved, series, deadline)
         return saved, "created" if made is not None else "moved"
 
