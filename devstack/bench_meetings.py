@@ -271,8 +271,42 @@ def _calls_per_operation(world: _World) -> dict[str, dict[str, int]]:
         lambda: table.write_and_deliver(event_id, {"start": "2099-02-01T10:30:00Z", "end": "2099-02-01T11:30:00Z"}),
     )
     measure("stream: REMOVE", lambda: table.delete_and_deliver(event_id))
+    _series_calls(table, measure)
     client("kms").meta.events.unregister("before-call.kms.*", kms)
     return figures
+
+
+def _series_calls(table: _Table, measure: Any) -> None:
+    """A recurring event (contract 3a), each step delivered until the stream is quiet (write-backs included)."""
+    series_id = f"bench-series-{uuid.uuid4()}"
+    exception_id = f"{series_id}-exception"
+    series = {
+        "subject": "Bench series",
+        "start": "2099-03-02T09:00:00+01:00",
+        "end": "2099-03-02T09:30:00+01:00",
+        "time_zone": "Europe/Berlin",
+        "recurrence": "FREQ=WEEKLY;BYDAY=MO;COUNT=10",
+        "zoom": True,
+    }
+    second, third = "2099-03-09T09:00:00+01:00", "2099-03-16T09:00:00+01:00"
+    exception = {
+        "start": "2099-03-09T14:00:00+01:00",
+        "end": "2099-03-09T14:30:00+01:00",
+        "series_id": series_id,
+        "recurrence_id": second,
+    }
+    measure("series: create (weekly, 10 occurrences)", lambda: table.put_and_settle(series_id, series))
+    measure("series: unrelated edit (no-op)", lambda: table.write_and_settle(series_id, {"location": "Room 1"}))
+    measure("series: exdate added", lambda: table.write_and_settle(series_id, {"exdates": {third}}))
+    measure("series: exception item moves an occurrence", lambda: table.put_and_settle(exception_id, exception))
+    measure("series: subject changed", lambda: table.write_and_settle(series_id, {"subject": "Bench series 2"}))
+    measure(
+        "series: rule changed (exdate and move re-applied)",
+        lambda: table.write_and_settle(series_id, {"recurrence": "FREQ=WEEKLY;BYDAY=MO;COUNT=12"}),
+    )
+    measure("series: exception item removed", lambda: table.delete_and_settle(exception_id))
+    measure("series: exdate removed (exdates emptied)", lambda: table.remove_and_settle(series_id, "exdates"))
+    measure("series: REMOVE", lambda: table.delete_and_settle(series_id))
 
 
 class _Table:
@@ -292,13 +326,11 @@ class _Table:
 
     def put(self, event_id: str, attributes: dict[str, Any]) -> None:
         item: dict[str, dict[str, Any]] = {"user_id": {"S": self.user_id}, "event_id": {"S": event_id}}
-        item.update({k: {"BOOL": v} if isinstance(v, bool) else {"S": v} for k, v in attributes.items()})
+        item.update({k: _dynamo(v) for k, v in attributes.items()})
         self.ddb.put_item(TableName=self.name, Item=item)
 
     def write(self, event_id: str, attributes: dict[str, Any]) -> None:
-        values = {
-            f":v{n}": ({"BOOL": v} if isinstance(v, bool) else {"S": v}) for n, v in enumerate(attributes.values())
-        }
+        values = {f":v{n}": _dynamo(v) for n, v in enumerate(attributes.values())}
         self.ddb.update_item(
             TableName=self.name,
             Key={"user_id": {"S": self.user_id}, "event_id": {"S": event_id}},
@@ -335,6 +367,41 @@ class _Table:
     def delete_and_deliver(self, event_id: str) -> None:
         self.ddb.delete_item(TableName=self.name, Key={"user_id": {"S": self.user_id}, "event_id": {"S": event_id}})
         self.deliver()
+
+    def settle(self) -> None:
+        """Delivers until the stream is quiet: a series' write-backs reach its exception items too."""
+        for _ in range(5):
+            records = self.records()
+            if not records:
+                return
+            self.world.functions["calendar_stream"].handler({"Records": records}, _Context("stream", 120))
+
+    def put_and_settle(self, event_id: str, attributes: dict[str, Any]) -> None:
+        self.put(event_id, attributes)
+        self.settle()
+
+    def write_and_settle(self, event_id: str, attributes: dict[str, Any]) -> None:
+        self.write(event_id, attributes)
+        self.settle()
+
+    def remove_and_settle(self, event_id: str, name: str) -> None:
+        key = {"user_id": {"S": self.user_id}, "event_id": {"S": event_id}}
+        self.ddb.update_item(
+            TableName=self.name, Key=key, UpdateExpression="REMOVE #a", ExpressionAttributeNames={"#a": name}
+        )
+        self.settle()
+
+    def delete_and_settle(self, event_id: str) -> None:
+        self.ddb.delete_item(TableName=self.name, Key={"user_id": {"S": self.user_id}, "event_id": {"S": event_id}})
+        self.settle()
+
+
+def _dynamo(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, set):
+        return {"SS": sorted(value)}
+    return {"S": value}
 
 
 # ---------------------------------------------------------------- the 100-record batch

@@ -230,6 +230,8 @@ def dynamo(value: object) -> dict[str, Any]:
         return {"S": value}
     if isinstance(value, int | float):
         return {"N": str(value)}
+    if isinstance(value, set | frozenset):
+        return {"SS": sorted(value)}  # exdates
     raise TypeError(value)
 
 

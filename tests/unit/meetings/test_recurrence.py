@@ -192,6 +192,7 @@ def test_last_end_and_occurrence_membership() -> None:
     assert series.is_occurrence(datetime(2026, 3, 9, 8, 0, tzinfo=UTC))
     assert not series.is_occurrence(datetime(2026, 3, 9, 9, 0, tzinfo=UTC))
     assert parse_series("FREQ=WEEKLY", first(MONDAY)).last_end() is None
+    assert parse_series("FREQ=SECONDLY;COUNT=999999999", first(MONDAY)).last_end() is None  # bounded work
 
 
 @pytest.mark.parametrize(

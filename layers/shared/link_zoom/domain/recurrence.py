@@ -44,6 +44,7 @@ UNTIL_DATE_RE = re.compile(r"\d{8}")
 UNTIL_LOCAL_RE = re.compile(r"\d{8}T\d{6}")
 # How far an open-ended rule is looked at (for "has the series ended?" and the no-fixed-time check).
 OPEN_HORIZON = 1000
+ENDED_HORIZON = 10_000
 
 FALLBACK_SENTENCE = (
     "Zoom cannot repeat this meeting on the series' dates ({reason}), so it is one recurring meeting "
@@ -111,8 +112,11 @@ class Series:
         """When the last occurrence ends; None when the rule never ends."""
         if "COUNT" not in self.parts and "UNTIL" not in self.parts:
             return None
-        starts = list(self.rule)
-        return starts[-1].astimezone(UTC) + self.duration if starts else None
+        # Bounded: a rule with more occurrences than this counts as one that has not ended (it is no Zoom form).
+        starts = list(islice(self.rule, ENDED_HORIZON + 1))
+        if not starts or len(starts) > ENDED_HORIZON:
+            return None
+        return starts[-1].astimezone(UTC) + self.duration
 
     def zoom(self) -> ZoomRecurrence:
         return zoom_recurrence(self)
