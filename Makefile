@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
 PY312_DIR := $(shell (pyenv prefix 3.12.1 2>/dev/null || pyenv prefix 3.12 2>/dev/null) | head -1)
 SAM_PATH := $(if $(PY312_DIR),$(PY312_DIR)/bin:,)$(PATH)
 
-.PHONY: help setup system-packages run-packages venv lint typecheck validate build test test-unit test-integration \
+.PHONY: help setup system-packages run-packages venv tools lint typecheck validate build test test-unit test-integration \
         test-e2e run keeper replay-dlq bench resilience clean
 
 help:
@@ -60,9 +60,24 @@ $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	$(PYTHON) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-lint: venv
+# The scanners live in a venv of their own: checkov pins boto3/botocore/packaging older than the service's venv
+# needs (installing it there would downgrade them under moto and the tests).
+TOOLS := .venv-tools
+
+tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: requirements-tools.txt
+	test -x $(TOOLS)/bin/python || $(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q -r requirements-tools.txt
+	touch $@
+
+lint: venv tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@# every CloudFormation check; a finding is fixed or skipped in the template's Metadata with its reason
+	$(TOOLS)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+	@# medium severity and confidence and up; a finding is fixed or marked `# nosec BXXX  # reason` in place
+	$(TOOLS)/bin/bandit -q -r layers functions devstack scripts --severity-level medium --confidence-level medium
 
 typecheck: venv
 	$(BIN)/mypy

@@ -75,7 +75,7 @@ class _Emulator:
         request = urllib.request.Request(
             f"{self.base_url}/_emulator{path}", data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # nosec B310  # the local emulator's http URL
             text = answer.read()
         return json.loads(text) if text else None
 
@@ -134,7 +134,7 @@ def _serve(command: list[str], ready_url: str, closer: contextlib.ExitStack) -> 
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(ready_url, timeout=2):
+            with urllib.request.urlopen(ready_url, timeout=2):  # nosec B310  # the local stack's http URL
                 return
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:

@@ -129,7 +129,7 @@ def set_enforcement(endpoint_url: str, enabled: bool) -> None:
         headers={"Content-Type": "text/plain"},  # a form body would be parsed away before moto reads it
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=5) as answer:  # nosec B310 - the local moto server's URL
+    with urllib.request.urlopen(request, timeout=5) as answer:  # nosec B310  # the local moto server's URL
         answer.read()
 
 

@@ -105,7 +105,7 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 
 def healthy(api_url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{api_url}/v1/health", timeout=2) as answer:
+        with urllib.request.urlopen(f"{api_url}/v1/health", timeout=2) as answer:  # nosec B310  # local API URL
             return bool(answer.status == 200)
     except (urllib.error.URLError, OSError):
         return False
