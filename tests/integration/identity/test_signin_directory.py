@@ -54,6 +54,44 @@ def test_every_username_form_signs_in_as_the_same_user(api: Api, identity_env: D
     assert users[0]["is_admin"] is False
 
 
+def test_a_domain_prefix_must_name_the_directorys_own_domain(
+    api: Api, identity_env: DirectoryInfo, binds: list[str]
+) -> None:
+    bob = identity_env.user("user")
+    netbios, realm = identity_env.netbios_domain, identity_env.realm
+    own = [f"{netbios}\\{bob.username}", f"{netbios.lower()}\\{bob.username}", f"{realm.upper()}\\{bob.username}"]
+    own.append(f"{realm.lower()}\\{bob.username}")
+    for typed in own:
+        response = api.sign_in(typed, bob.password)
+        assert response["statusCode"] == 201, (typed, response["body"])
+        assert body(response)["user"]["username"].lower() == bob.username
+
+    for typed in (f"OTHER\\{bob.username}", f"other.example\\{bob.username}", f"{netbios}X\\{bob.username}"):
+        response = api.sign_in(typed, bob.password)
+        assert (response["statusCode"], body(response)["error"]["code"]) == (401, "invalid_credentials"), typed
+    # The DNS-domain form binds as the realm's UPN (AD refuses `corp.example\\bob`); the others go as typed.
+    assert f"{bob.username}@{realm.lower()}" in binds and f"OTHER\\{bob.username}" in binds
+
+
+def test_the_identity_is_the_one_the_directory_bound(
+    identity_env: DirectoryInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bind that succeeds as someone else than the typed name (a directory mapping names) is refused."""
+    from link_zoom.config import get_settings
+    from link_zoom.domain.identity import parse_username
+    from link_zoom.errors import InvalidCredentials
+
+    bob, ada = identity_env.user("user"), identity_env.user("admin")
+    directory = LdapDirectory(get_settings())
+    real_bind_name = LdapDirectory._bind_name
+    # The directory binds bob whatever the login says: the account read after the bind must be bob's.
+    monkeypatch.setattr(LdapDirectory, "_bind_name", lambda self, login: real_bind_name(self, parse_username(bob.upn)))
+
+    assert directory.authenticate(parse_username(bob.username), bob.password).username.lower() == bob.username
+    with pytest.raises(InvalidCredentials):
+        directory.authenticate(parse_username(ada.username), bob.password)
+
+
 def test_the_user_id_is_the_directorys_object_guid(api: Api, identity_env: DirectoryInfo) -> None:
     import ssl
     import uuid

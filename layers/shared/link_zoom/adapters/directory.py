@@ -27,7 +27,7 @@ ACCOUNT_DISABLED = 0x2
 # 49 invalidCredentials (wrong password, unknown user, disabled, locked, expired: AD's "data" sub-codes),
 # 53 unwillingToPerform (account restrictions). Anything else is the directory failing, not the user.
 _CREDENTIAL_RESULTS = {49, 53}
-_USER_ATTRIBUTES = ["objectGUID", "sAMAccountName", "displayName", "userAccountControl"]
+_USER_ATTRIBUTES = ["objectGUID", "sAMAccountName", "userPrincipalName", "displayName", "userAccountControl"]
 
 
 def realm_of(base_dn: str) -> str:
@@ -70,7 +70,7 @@ class LdapDirectory:
         server = Server(
             settings.ldap_url, use_ssl=self._use_ssl, tls=tls, get_info=NONE, connect_timeout=LDAP_CONNECT_TIMEOUT_S
         )
-        bind_name = login.typed if login.form != "bare" else f"{login.account}@{self._realm}"
+        bind_name = self._bind_name(login)
         return Connection(
             server,
             user=bind_name,
@@ -79,6 +79,13 @@ class LdapDirectory:
             read_only=True,
             raise_exceptions=False,
         )
+
+    def _bind_name(self, login: Login) -> str:
+        """The name to bind with: a bare name and `<dns-domain>\\name` bind as the realm's UPN (AD refuses a DNS
+        domain in the down-level form); `NETBIOS\\name` and UPNs as typed, so the directory judges the domain."""
+        if login.form == "bare" or (login.form == "down_level" and (login.domain or "").casefold() == self._realm):
+            return f"{login.account}@{self._realm}"
+        return login.typed
 
     def _bind(self, connection: Connection) -> None:
         connection.open()
@@ -94,19 +101,7 @@ class LdapDirectory:
         raise DirectoryUnavailable()
 
     def _read_user(self, connection: Connection, login: Login) -> DirectoryUser:
-        from ldap3.utils.conv import escape_filter_chars
-
-        account = escape_filter_chars(login.account)
-        entry = None
-        if login.form == "upn":
-            entry = self._find_one(connection, f"(userPrincipalName={escape_filter_chars(login.typed)})")
-            if entry is None and login.domain != self._realm:
-                raise InvalidCredentials()
-        if entry is None:
-            # `CORP\alice`, `alice`, and `alice@<realm>` without an explicit UPN all bind as sAMAccountName.
-            entry = self._find_one(connection, f"(sAMAccountName={account})")
-        if entry is None:
-            raise InvalidCredentials()
+        entry = self._bound_entry(connection, login)
         attributes = entry["raw_attributes"]
         control = int(_first(attributes, "userAccountControl") or b"0")
         if control & ACCOUNT_DISABLED:
@@ -123,6 +118,31 @@ class LdapDirectory:
             display_name=display_name,
             is_admin=self._is_admin(connection, entry["dn"]),
         )
+
+    def _bound_entry(self, connection: Connection, login: Login) -> dict[str, Any]:
+        """The entry of the identity the directory bound (not of a name looked up), checked against the login."""
+        from ldap3.utils.conv import escape_filter_chars
+
+        bound = _who_am_i(connection)
+        if bound is not None:
+            domain, _, account = bound.partition("\\")
+            if login.form == "down_level" and (login.domain or "").casefold() not in {domain.casefold(), self._realm}:
+                raise InvalidCredentials()  # another domain's prefix (the directory may bind it to its own user)
+            entry = self._find_one(connection, f"(sAMAccountName={escape_filter_chars(account)})")
+        else:
+            entry = self._find_one(connection, _sid_filter(self._token_sids(connection)))
+        if entry is None or not _names_match(entry, login):
+            raise InvalidCredentials()
+        return entry
+
+    def _token_sids(self, connection: Connection) -> list[bytes]:
+        """Directories without who-am-I (Samba): the bound identity's security token, from the rootDSE."""
+        from ldap3 import BASE
+
+        connection.search("", "(objectClass=*)", BASE, attributes=["tokenGroups"])
+        _check_search(connection)
+        entries = [r for r in connection.response or [] if r.get("type") == "searchResEntry"]
+        return list(entries[0]["raw_attributes"].get("tokenGroups") or []) if entries else []
 
     def _find_one(self, connection: Connection, condition: str) -> dict[str, Any] | None:
         from ldap3 import SUBTREE
@@ -144,6 +164,35 @@ class LdapDirectory:
         connection.search(user_dn, f"(memberOf:{IN_CHAIN}:={escape_filter_chars(group)})", BASE, attributes=["1.1"])
         _check_search(connection)
         return any(r.get("type") == "searchResEntry" for r in connection.response or [])
+
+
+def _who_am_i(connection: Connection) -> str | None:
+    """`DOMAIN\\account` the directory bound (RFC 4532, Active Directory), or None where it has no who-am-I."""
+    answer = connection.extend.standard.who_am_i()
+    if isinstance(answer, bytes):
+        answer = answer.decode("utf-8")
+    if not isinstance(answer, str) or not answer.startswith("u:") or "\\" not in answer:
+        return None
+    return answer[2:]
+
+
+def _sid_filter(sids: list[bytes]) -> str:
+    """An objectSid filter for the token's SIDs (only the user's own SID names a person among them)."""
+    from ldap3.utils.conv import escape_bytes
+
+    if not sids:
+        return "(objectSid=\\00)"  # matches nothing: no token, no identity
+    return "(|" + "".join(f"(objectSid={escape_bytes(sid)})" for sid in sids) + ")"
+
+
+def _names_match(entry: dict[str, Any], login: Login) -> bool:
+    """The bound entry is the account the login named (its sAMAccountName, or its UPN for a UPN login)."""
+    attributes = entry["raw_attributes"]
+    sam = (_first(attributes, "sAMAccountName") or b"").decode("utf-8").casefold()
+    if login.form != "upn":
+        return sam == login.account.casefold()
+    upn = (_first(attributes, "userPrincipalName") or b"").decode("utf-8").casefold()
+    return upn == login.typed.casefold() or sam == login.account.casefold()
 
 
 def _check_search(connection: Connection) -> None:
