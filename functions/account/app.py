@@ -9,8 +9,8 @@ from importlib import resources
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from link_zoom import composition
 from link_zoom.api import build_resolver, current_principal, empty_response, json_response, utc_timestamp
-from link_zoom.domain import preferences
 from link_zoom.observability import logger
 
 app = build_resolver()
@@ -60,7 +60,7 @@ def account_page() -> Response:
 
 @app.get("/v1/account/preferences")
 def list_preferences() -> Response:
-    rows = preferences.list_preferences(current_principal(app).user_id)
+    rows = composition.preferences().list_preferences(current_principal(app).user_id)
     return json_response(
         200,
         {
@@ -79,7 +79,7 @@ def list_preferences() -> Response:
 
 @app.delete("/v1/account/preferences/<resource>/<tag>")
 def delete_preference(resource: str, tag: str) -> Response:
-    preferences.delete_preference(current_principal(app).user_id, resource, tag)
+    composition.preferences().delete_preference(current_principal(app).user_id, resource, tag)
     return empty_response(204)
 
 

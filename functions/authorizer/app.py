@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from link_zoom.domain.identity import authorize_session
+from link_zoom import composition
 from link_zoom.observability import logger
 
 BEARER = "Bearer "
@@ -24,7 +24,7 @@ def _api_wide(method_arn: str) -> str:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     header = event.get("authorizationToken") or ""
     token = header[len(BEARER) :] if header.startswith(BEARER) else None
-    session = authorize_session(token)
+    session = composition.identity().authorize_session(token)
     if session is None:
         logger.info("request refused", extra={"reason": "no live session"})
         raise Exception("Unauthorized")  # the exact text API Gateway maps to 401

@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from link_zoom import composition
 from link_zoom.deadline import Deadline
-from link_zoom.domain import stream_replay
 from link_zoom.observability import logger, metrics
 
 
@@ -15,4 +15,4 @@ from link_zoom.observability import logger, metrics
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Invoked by an operator (make replay-dlq) after the DLQ alarm; the event carries nothing needed.
-    return stream_replay.replay_dead_letters(Deadline.from_context(context)).as_dict()
+    return composition.replay_dead_letters(Deadline.from_context(context)).as_dict()

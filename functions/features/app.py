@@ -3,8 +3,9 @@
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from link_zoom import composition
 from link_zoom.api import build_resolver, current_principal, json_response, parse_json_object, utc_timestamp
-from link_zoom.domain import features
+from link_zoom.domain.features import require_admin
 from link_zoom.errors import BadRequest
 from link_zoom.observability import logger
 
@@ -13,7 +14,7 @@ app = build_resolver()
 
 @app.get("/v1/features")
 def get_features() -> Response:
-    zoom = features.zoom_feature_for(current_principal(app).user_id)
+    zoom = composition.features().zoom_feature_for(current_principal(app).user_id)
     reauthorize_after = utc_timestamp(zoom.reauthorize_after) if zoom.reauthorize_after else None
     return json_response(
         200, {"zoom": {"enabled": zoom.enabled, "connected": zoom.connected, "reauthorize_after": reauthorize_after}}
@@ -22,19 +23,19 @@ def get_features() -> Response:
 
 @app.get("/v1/admin/features/zoom")
 def get_zoom_switch() -> Response:
-    return json_response(200, {"enabled": features.read_zoom_switch(current_principal(app).is_admin)})
+    return json_response(200, {"enabled": composition.features().read_zoom_switch(current_principal(app).is_admin)})
 
 
 @app.put("/v1/admin/features/zoom")
 def put_zoom_switch() -> Response:
     principal = current_principal(app)
     # A non-admin learns nothing about the body's rules: 403 before validation.
-    features.require_admin(principal.is_admin)
+    require_admin(principal.is_admin)
     body = parse_json_object(app.current_event.body)
     # Strict: `"true"`, 1 or extra keys are mistakes a switch for the whole organisation should not guess at.
     if set(body) != {"enabled"} or not isinstance(body["enabled"], bool):
         raise BadRequest('The body must be {"enabled": true} or {"enabled": false}.')
-    enabled = features.write_zoom_switch(principal.is_admin, principal.user_id, body["enabled"])
+    enabled = composition.features().write_zoom_switch(principal.is_admin, principal.user_id, body["enabled"])
     return json_response(200, {"enabled": enabled})
 
 

@@ -3,8 +3,8 @@
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from link_zoom import composition
 from link_zoom.api import build_resolver, empty_response, json_response, parse_json_object, utc_timestamp
-from link_zoom.domain import identity
 from link_zoom.errors import BadRequest, Unauthorized
 from link_zoom.observability import logger, metrics
 
@@ -18,7 +18,7 @@ def sign_in() -> Response:
     username, password = body.get("username"), body.get("password")
     if set(body) != {"username", "password"} or not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest('The body must be {"username": string, "password": string}.')
-    signed_in = identity.sign_in(username, password)
+    signed_in = composition.identity().sign_in(username, password)
     session = signed_in.session
     return json_response(
         201,
@@ -41,7 +41,7 @@ def sign_out() -> Response:
     session_id = app.current_event.request_context.authorizer.get("session_id")
     if not isinstance(session_id, str) or not session_id:
         raise Unauthorized()
-    identity.sign_out(session_id)
+    composition.identity().sign_out(session_id)
     return empty_response(204)
 
 

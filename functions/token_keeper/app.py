@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from link_zoom.domain import connection
+from link_zoom import composition
 from link_zoom.observability import logger, metrics
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return connection.refresh_aging_connections(context.get_remaining_time_in_millis).as_dict()
+    return composition.connection().refresh_aging_connections(context.get_remaining_time_in_millis).as_dict()

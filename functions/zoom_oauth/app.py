@@ -10,9 +10,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from link_zoom.adapters import flag
+from link_zoom import composition
 from link_zoom.api import build_resolver, current_principal, json_response, request_base_url, utc_timestamp
-from link_zoom.domain import connection
+from link_zoom.domain.connection import AuthorizationRefused, ConnectionNotStored
 from link_zoom.errors import FeatureDisabled, ZoomUnavailable
 from link_zoom.observability import logger, metrics
 
@@ -55,8 +55,9 @@ def _page(status: int, title: str, message: str) -> Response:
 @app.get("/v1/zoom/authorize")
 def authorize() -> Response:
     principal = current_principal(app)
-    if not flag.zoom_enabled():
+    if not composition.features().zoom_enabled():
         raise FeatureDisabled()
+    connection = composition.connection()
     redirect_uri = connection.redirect_uri_for(request_base_url(app))
     start = connection.start_authorization(principal.user_id, redirect_uri)
     return json_response(200, {"authorize_url": start.authorize_url, "expires_at": utc_timestamp(start.expires_at)})
@@ -66,12 +67,12 @@ def authorize() -> Response:
 def callback() -> Response:
     query: dict[str, Any] = app.current_event.query_string_parameters or {}
     try:
-        connection.complete_authorization(query.get("state"), query.get("code"), query.get("error"))
-    except connection.AuthorizationRefused as refused:
+        composition.connection().complete_authorization(query.get("state"), query.get("code"), query.get("error"))
+    except AuthorizationRefused as refused:
         return _page(400, "Zoom is not connected", refused.message)
     except ZoomUnavailable:
         return _page(502, "Zoom is not connected", "Zoom did not complete the connection. Start again from Link.")
-    except connection.ConnectionNotStored:
+    except ConnectionNotStored:
         return _page(502, "Zoom is not connected", "Link could not save the connection. Start again from Link.")
     return _page(200, "Zoom is connected", "Zoom is connected — you can return to Link.")
 

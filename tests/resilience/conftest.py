@@ -187,9 +187,10 @@ def someone(inproc: EmulatorHandle, functions: dict[str, Any]) -> Person:
 def person(zoom: EmulatorHandle, functions: dict[str, Any], someone: Person) -> Person:
     """A user connected to Zoom (again, if an earlier test lost the connection), with no meetings at Zoom and
     an empty call log."""
-    from link_zoom.domain.connection import connection_status
+    from link_zoom import composition
 
-    if not connection_status(someone.user_id).connected or not zoom.state.user_by_email(someone.email):
+    connected = composition.connection().connection_status(someone.user_id).connected
+    if not connected or not zoom.state.user_by_email(someone.email):
         connect(functions["zoom_oauth"], someone)
     for meeting in zoom.state.meetings():
         if meeting["host_email"] == someone.email.lower():

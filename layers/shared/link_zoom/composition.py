@@ -20,7 +20,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from link_zoom.deadline import Deadline
+    from link_zoom.domain.connection import Connection
+    from link_zoom.domain.features import Features
+    from link_zoom.domain.identity import Identity
     from link_zoom.domain.meetings import Meetings
+    from link_zoom.domain.preferences import Preferences
+    from link_zoom.domain.stream_replay import ReplaySummary
     from link_zoom.domain.webhook import Webhook
 
 T = TypeVar("T")
@@ -65,14 +71,69 @@ def reset() -> None:
         cached.cache_clear()  # type: ignore[attr-defined]
 
 
-# ------------------------------------------------------------------ the Zoom connection
+# ------------------------------------------------------------------ identity
 
 
 @_factory
-def connection() -> Any:
-    from link_zoom.domain import connection
+def identity() -> Identity:
+    from link_zoom.adapters.directory import LdapDirectory
+    from link_zoom.adapters.sessions_store import DynamoAttemptCounter, DynamoSessionStore
+    from link_zoom.config import get_settings
+    from link_zoom.domain.identity import ATTEMPT_WINDOW_SECONDS, MAX_FAILED_ATTEMPTS, Identity
 
-    return connection
+    settings = get_settings()
+    return Identity(
+        directory=LdapDirectory(settings),
+        sessions=DynamoSessionStore(),
+        attempts=DynamoAttemptCounter(limit=MAX_FAILED_ATTEMPTS, window_seconds=ATTEMPT_WINDOW_SECONDS),
+        session_ttl_seconds=settings.session_ttl_seconds,
+    )
+
+
+# ------------------------------------------------------------------ the Zoom connection, features, preferences
+
+
+@_factory
+def connection() -> Connection:
+    from link_zoom.adapters import (
+        connections_store,
+        crypto,
+        oauth_states_store,
+        preferences_store,
+        sweep_queue,
+        zoom_oauth,
+    )
+    from link_zoom.config import get_settings
+    from link_zoom.domain.connection import Connection
+
+    settings = get_settings()
+    return Connection(
+        store=connections_store,
+        states=oauth_states_store,
+        preferences=preferences_store,
+        zoom_oauth=zoom_oauth,
+        crypto=crypto,
+        sweeps=sweep_queue,
+        client_id=settings.zoom_client_id,
+        oauth_base_url=settings.zoom_oauth_base_url,
+        redirect_url=settings.zoom_redirect_url,
+    )
+
+
+@_factory
+def features() -> Features:
+    from link_zoom.adapters import flag
+    from link_zoom.domain.features import Features
+
+    return Features(switch=flag, connection_status=lambda user_id: connection().connection_status(user_id))
+
+
+@_factory
+def preferences() -> Preferences:
+    from link_zoom.adapters import preferences_store
+    from link_zoom.domain.preferences import Preferences
+
+    return Preferences(rows=preferences_store, disconnect_zoom=lambda user_id: connection().disconnect(user_id))
 
 
 # ------------------------------------------------------------------ meetings
@@ -140,3 +201,14 @@ def webhook() -> Webhook:
         forget_zoom_user=lambda zoom_user_id, before: connection().forget_zoom_user(zoom_user_id, before),
         meeting_deleted=lambda meeting_id: meetings().meeting_deleted_at_zoom(meeting_id),
     )
+
+
+# ------------------------------------------------------------------ the calendar stream's dead letters
+
+
+def replay_dead_letters(deadline: Deadline) -> ReplaySummary:
+    """The DLQ replay on the real queue, stream and stream function (built per run: an operator's rare call)."""
+    from link_zoom.adapters.stream_dead_letters import DeadLetterQueue, StreamFunction, StreamReader
+    from link_zoom.domain import stream_replay
+
+    return stream_replay.replay_dead_letters(deadline, DeadLetterQueue(), StreamReader(), StreamFunction())

@@ -85,8 +85,8 @@ def test_authorize_needs_a_signed_in_user(zoom: EmulatorHandle, oauth_function: 
 def test_full_consent_flow_with_pkce_connects_the_user(
     zoom: EmulatorHandle, oauth_function: Any, local_aws: LocalResources
 ) -> None:
+    from link_zoom import composition
     from link_zoom.adapters.preferences_store import list_preferences
-    from link_zoom.domain.connection import connection_status
 
     _sweep_messages(local_aws)
     person = new_person("alice")
@@ -99,7 +99,7 @@ def test_full_consent_flow_with_pkce_connects_the_user(
     page = _page(response)
     assert "Zoom is connected — you can return to Link." in page
     assert code not in page and state not in page
-    status = connection_status(person.user_id)
+    status = composition.connection().connection_status(person.user_id)
     assert status.connected
     assert status.reauthorize_after is not None
     assert abs(status.reauthorize_after - (datetime.now(UTC) + timedelta(days=365))) < timedelta(minutes=1)
@@ -115,7 +115,7 @@ def test_full_consent_flow_with_pkce_connects_the_user(
 def test_a_wrong_code_verifier_fails_the_exchange(
     zoom: EmulatorHandle, oauth_function: Any, local_aws: LocalResources
 ) -> None:
-    from link_zoom.domain.connection import connection_status
+    from link_zoom import composition
 
     person = new_person()
     location = complete_consent(authorize_url(oauth_function, person), person.email, PASSWORD)
@@ -130,7 +130,7 @@ def test_a_wrong_code_verifier_fails_the_exchange(
     response = callback(oauth_function, location)
 
     assert response["statusCode"] == 502
-    assert not connection_status(person.user_id).connected
+    assert not composition.connection().connection_status(person.user_id).connected
 
 
 def test_a_reused_state_is_refused(zoom: EmulatorHandle, oauth_function: Any) -> None:
@@ -147,7 +147,7 @@ def test_a_reused_state_is_refused(zoom: EmulatorHandle, oauth_function: Any) ->
 
 
 def test_an_expired_state_is_refused(zoom: EmulatorHandle, oauth_function: Any, local_aws: LocalResources) -> None:
-    from link_zoom.domain.connection import connection_status
+    from link_zoom import composition
 
     person = new_person()
     location = complete_consent(authorize_url(oauth_function, person), person.email, PASSWORD)
@@ -163,7 +163,7 @@ def test_an_expired_state_is_refused(zoom: EmulatorHandle, oauth_function: Any, 
     assert response["statusCode"] == 400
     assert "10 minutes" in _page(response)
     assert token_calls(zoom) == []
-    assert not connection_status(person.user_id).connected
+    assert not composition.connection().connection_status(person.user_id).connected
 
 
 def test_a_state_we_never_issued_is_refused(zoom: EmulatorHandle, oauth_function: Any) -> None:
@@ -201,7 +201,7 @@ def test_a_callback_without_state_is_refused(zoom: EmulatorHandle, oauth_functio
 
 
 def test_declining_at_zoom_is_a_400_page_and_spends_the_state(zoom: EmulatorHandle, oauth_function: Any) -> None:
-    from link_zoom.domain.connection import connection_status
+    from link_zoom import composition
 
     person = new_person()
     url = authorize_url(oauth_function, person)
@@ -212,7 +212,7 @@ def test_declining_at_zoom_is_a_400_page_and_spends_the_state(zoom: EmulatorHand
 
     assert response["statusCode"] == 400
     assert "declined" in _page(response)
-    assert not connection_status(person.user_id).connected
+    assert not composition.connection().connection_status(person.user_id).connected
     # The same state cannot be used for a later code.
     later = complete_consent(url, person.email, PASSWORD)
     assert callback(oauth_function, later)["statusCode"] == 400
@@ -220,7 +220,7 @@ def test_declining_at_zoom_is_a_400_page_and_spends_the_state(zoom: EmulatorHand
 
 @pytest.mark.parametrize("status", [500, 503, 400])
 def test_a_failing_token_exchange_is_a_502_page(zoom: EmulatorHandle, oauth_function: Any, status: int) -> None:
-    from link_zoom.domain.connection import connection_status
+    from link_zoom import composition
 
     person = new_person()
     location = complete_consent(authorize_url(oauth_function, person), person.email, PASSWORD)
@@ -231,7 +231,7 @@ def test_a_failing_token_exchange_is_a_502_page(zoom: EmulatorHandle, oauth_func
     assert response["statusCode"] == 502
     page = _page(response)
     assert "Zoom is not connected" in page and query_of(location)["code"] not in page
-    assert not connection_status(person.user_id).connected
+    assert not composition.connection().connection_status(person.user_id).connected
 
 
 def test_a_failing_users_me_is_a_502_and_the_new_grant_is_revoked(zoom: EmulatorHandle, oauth_function: Any) -> None:
@@ -246,14 +246,14 @@ def test_a_failing_users_me_is_a_502_and_the_new_grant_is_revoked(zoom: Emulator
 
 
 def test_the_state_binds_the_connection_to_the_user_who_started(zoom: EmulatorHandle, oauth_function: Any) -> None:
-    from link_zoom.domain.connection import connection_status
+    from link_zoom import composition
 
     alice, mallory = new_person("alice"), new_person("mallory")
 
     connect(oauth_function, alice)
 
-    assert connection_status(alice.user_id).connected
-    assert not connection_status(mallory.user_id).connected
+    assert composition.connection().connection_status(alice.user_id).connected
+    assert not composition.connection().connection_status(mallory.user_id).connected
 
 
 def test_zoom_redirect_url_overrides_the_derived_callback(

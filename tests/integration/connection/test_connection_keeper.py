@@ -93,8 +93,8 @@ def test_the_keeper_refreshes_old_connections_and_leaves_young_ones_alone(
 def test_a_connection_revoked_at_zoom_is_lost_and_removed(
     connections: LocalResources, zoom: EmulatorHandle, oauth_function: Any, keeper_function: Any
 ) -> None:
+    from link_zoom import composition
     from link_zoom.adapters.preferences_store import list_preferences
-    from link_zoom.domain.connection import connection_status
 
     gone = new_person("gone")
     connect(oauth_function, gone)
@@ -104,7 +104,7 @@ def test_a_connection_revoked_at_zoom_is_lost_and_removed(
     summary = _run_keeper(keeper_function)
 
     assert (summary["lost"], summary["refreshed"], summary["failed"]) == (1, 0, 0)
-    assert not connection_status(gone.user_id).connected
+    assert not composition.connection().connection_status(gone.user_id).connected
     assert list_preferences(gone.user_id) == []
 
 
@@ -126,7 +126,7 @@ def test_zoom_failing_keeps_the_connection_for_the_next_run(
 def test_the_keeper_starts_no_new_work_when_time_runs_low(
     connections: LocalResources, zoom: EmulatorHandle, oauth_function: Any
 ) -> None:
-    from link_zoom.domain.connection import refresh_aging_connections
+    from link_zoom import composition
 
     people = [new_person() for _ in range(4)]
     for person in people:
@@ -134,7 +134,7 @@ def test_the_keeper_starts_no_new_work_when_time_runs_low(
         _age(connections, person.user_id, 61)
     budget = iter([LONG_RUN_MS, LONG_RUN_MS])
 
-    summary = refresh_aging_connections(lambda: next(budget, 1_000))
+    summary = composition.connection().refresh_aging_connections(lambda: next(budget, 1_000))
 
     assert summary.stopped_early is True
     assert (summary.candidates, summary.refreshed) == (2, 2)
@@ -143,8 +143,8 @@ def test_the_keeper_starts_no_new_work_when_time_runs_low(
 def test_the_keeper_and_a_request_racing_make_one_refresh(
     connections: LocalResources, zoom: EmulatorHandle, oauth_function: Any
 ) -> None:
+    from link_zoom import composition
     from link_zoom.adapters.zoom_oauth import current_user
-    from link_zoom.domain.connection import call_zoom, refresh_aging_connections
 
     person = new_person()
     connect(oauth_function, person)
@@ -157,11 +157,11 @@ def test_the_keeper_and_a_request_racing_make_one_refresh(
 
     def keeper() -> None:
         barrier.wait()
-        results["keeper"] = refresh_aging_connections(lambda: LONG_RUN_MS)
+        results["keeper"] = composition.connection().refresh_aging_connections(lambda: LONG_RUN_MS)
 
     def request() -> None:
         barrier.wait()
-        results["request"] = call_zoom(person.user_id, lambda token: current_user(token).id)
+        results["request"] = composition.connection().call_zoom(person.user_id, lambda token: current_user(token).id)
 
     threads = [threading.Thread(target=keeper), threading.Thread(target=request)]
     for thread in threads:

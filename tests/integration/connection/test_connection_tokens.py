@@ -59,31 +59,32 @@ def alice(zoom: EmulatorHandle, oauth_function: Any) -> Person:
 
 
 def test_call_zoom_gives_the_stored_token_without_refreshing(zoom: EmulatorHandle, alice: Person) -> None:
-    from link_zoom.domain.connection import call_zoom
+    from link_zoom import composition
 
-    zoom_user_id = call_zoom(alice.user_id, _whoami)
+    zoom_user_id = composition.connection().call_zoom(alice.user_id, _whoami)
 
     assert zoom_user_id == zoom.state.user_by_email(alice.email).id  # type: ignore[union-attr]
     assert token_calls(zoom) == []
 
 
 def test_not_connected_is_connection_gone(zoom: EmulatorHandle) -> None:
-    from link_zoom.domain.connection import ConnectionGone, call_zoom
+    from link_zoom import composition
+    from link_zoom.domain.connection import ConnectionGone
 
     with pytest.raises(ConnectionGone):
-        call_zoom(new_person().user_id, _whoami)
+        composition.connection().call_zoom(new_person().user_id, _whoami)
     assert zoom.calls == []
 
 
 def test_an_expired_access_token_is_refreshed_and_the_refresh_token_rotates(
     zoom: EmulatorHandle, alice: Person, local_aws: LocalResources
 ) -> None:
-    from link_zoom.domain.connection import call_zoom
+    from link_zoom import composition
 
     before = _stored_tokens(alice.user_id)
     _expire_our_copy(local_aws, alice.user_id)
 
-    call_zoom(alice.user_id, _whoami)
+    composition.connection().call_zoom(alice.user_id, _whoami)
 
     after = _stored_tokens(alice.user_id)
     assert len(token_calls(zoom)) == 1
@@ -94,16 +95,16 @@ def test_an_expired_access_token_is_refreshed_and_the_refresh_token_rotates(
         zoom.state.refresh(zoom.config.client_id, before["refresh_token"])
     # The next call uses the stored fresh token as is.
     zoom.clear_calls()
-    call_zoom(alice.user_id, _whoami)
+    composition.connection().call_zoom(alice.user_id, _whoami)
     assert token_calls(zoom) == []
 
 
 def test_a_401_from_zoom_refreshes_once_and_retries(zoom: EmulatorHandle, alice: Person) -> None:
-    from link_zoom.domain.connection import call_zoom
+    from link_zoom import composition
 
     zoom.state.expire_access_tokens(alice.email)  # Zoom's side only: our record still thinks it is valid
 
-    call_zoom(alice.user_id, _whoami)
+    composition.connection().call_zoom(alice.user_id, _whoami)
 
     assert [(c["path"], c["status"]) for c in zoom.calls] == [
         ("/v2/users/me", 401),
@@ -116,7 +117,7 @@ def test_a_401_from_zoom_refreshes_once_and_retries(zoom: EmulatorHandle, alice:
 def test_five_concurrent_calls_after_expiry_make_exactly_one_refresh(
     zoom: EmulatorHandle, alice: Person, local_aws: LocalResources, expired_at: str
 ) -> None:
-    from link_zoom.domain.connection import call_zoom
+    from link_zoom import composition
 
     if expired_at == "zoom":
         zoom.state.expire_access_tokens(alice.email)
@@ -130,7 +131,7 @@ def test_five_concurrent_calls_after_expiry_make_exactly_one_refresh(
     def request() -> None:
         barrier.wait()
         try:
-            results.append(call_zoom(alice.user_id, _whoami))
+            results.append(composition.connection().call_zoom(alice.user_id, _whoami))
         except BaseException as exc:
             errors.append(exc)
 
@@ -149,21 +150,23 @@ def test_five_concurrent_calls_after_expiry_make_exactly_one_refresh(
 def test_a_refresh_answered_invalid_grant_removes_the_connection(
     zoom: EmulatorHandle, alice: Person, local_aws: LocalResources
 ) -> None:
+    from link_zoom import composition
     from link_zoom.adapters.preferences_store import list_preferences
-    from link_zoom.domain.connection import ConnectionGone, call_zoom, connection_status
+    from link_zoom.domain.connection import ConnectionGone
 
     zoom.state.deauthorize(alice.email)  # the user removed the app at Zoom
 
     with pytest.raises(ConnectionGone):
-        call_zoom(alice.user_id, _whoami)
+        composition.connection().call_zoom(alice.user_id, _whoami)
 
     assert [(c["path"], c["status"]) for c in zoom.calls] == [("/v2/users/me", 401), ("/oauth/token", 400)]
-    assert not connection_status(alice.user_id).connected
+    assert not composition.connection().connection_status(alice.user_id).connected
     assert list_preferences(alice.user_id) == []
 
 
 def test_a_fresh_token_rejected_again_means_the_app_was_removed(zoom: EmulatorHandle, alice: Person) -> None:
-    from link_zoom.domain.connection import ConnectionGone, call_zoom, connection_status
+    from link_zoom import composition
+    from link_zoom.domain.connection import ConnectionGone
     from link_zoom.errors import ZoomTokenRejected
 
     seen: list[str] = []
@@ -173,43 +176,43 @@ def test_a_fresh_token_rejected_again_means_the_app_was_removed(zoom: EmulatorHa
         raise ZoomTokenRejected()
 
     with pytest.raises(ConnectionGone):
-        call_zoom(alice.user_id, always_rejected)
+        composition.connection().call_zoom(alice.user_id, always_rejected)
 
     assert len(seen) == 2 and seen[0] != seen[1]
     assert len(token_calls(zoom)) == 1
-    assert not connection_status(alice.user_id).connected
+    assert not composition.connection().connection_status(alice.user_id).connected
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
 def test_zoom_failing_a_refresh_keeps_the_connection(
     zoom: EmulatorHandle, alice: Person, local_aws: LocalResources, status: int
 ) -> None:
-    from link_zoom.domain.connection import call_zoom, connection_status
+    from link_zoom import composition
     from link_zoom.errors import ZoomRateLimited, ZoomUnavailable
 
     _expire_our_copy(local_aws, alice.user_id)
     zoom.add_fault("POST", "/oauth/token", status)
 
     with pytest.raises(ZoomRateLimited if status == 429 else ZoomUnavailable):
-        call_zoom(alice.user_id, _whoami)
+        composition.connection().call_zoom(alice.user_id, _whoami)
 
-    assert connection_status(alice.user_id).connected
+    assert composition.connection().connection_status(alice.user_id).connected
     # The lock was released: the next request refreshes at once.
-    call_zoom(alice.user_id, _whoami)
+    composition.connection().call_zoom(alice.user_id, _whoami)
     assert [c["status"] for c in token_calls(zoom)] == [status, 200]
 
 
 def test_a_warm_call_zoom_makes_no_kms_call(zoom: EmulatorHandle, alice: Person, kms_calls: KmsCounter) -> None:
+    from link_zoom import composition
     from link_zoom.adapters import crypto
-    from link_zoom.domain.connection import call_zoom
 
     crypto.forget_cached_keys()  # a cold container
-    call_zoom(alice.user_id, _whoami)
+    composition.connection().call_zoom(alice.user_id, _whoami)
     cold = list(kms_calls.calls)
     kms_calls.clear()
 
     for _ in range(20):
-        call_zoom(alice.user_id, _whoami)
+        composition.connection().call_zoom(alice.user_id, _whoami)
 
     assert cold == ["Decrypt"]
     assert len(kms_calls) == 0
@@ -219,14 +222,14 @@ def test_a_warm_call_zoom_makes_no_kms_call(zoom: EmulatorHandle, alice: Person,
 def test_a_refresh_costs_one_kms_call_and_the_others_then_read_without_kms(
     zoom: EmulatorHandle, alice: Person, local_aws: LocalResources, kms_calls: KmsCounter
 ) -> None:
-    from link_zoom.domain.connection import call_zoom
+    from link_zoom import composition
 
-    call_zoom(alice.user_id, _whoami)  # warm
+    composition.connection().call_zoom(alice.user_id, _whoami)  # warm
     kms_calls.clear()
     _expire_our_copy(local_aws, alice.user_id)
 
-    call_zoom(alice.user_id, _whoami)
-    call_zoom(alice.user_id, _whoami)
+    composition.connection().call_zoom(alice.user_id, _whoami)
+    composition.connection().call_zoom(alice.user_id, _whoami)
 
     assert kms_calls.calls == ["GenerateDataKey"]
 
@@ -234,13 +237,13 @@ def test_a_refresh_costs_one_kms_call_and_the_others_then_read_without_kms(
 def test_no_byte_of_a_token_is_in_any_table(
     zoom: EmulatorHandle, oauth_function: Any, local_aws: LocalResources, all_logs: io.StringIO
 ) -> None:
-    from link_zoom.domain.connection import call_zoom
+    from link_zoom import composition
 
     person = new_person("carol")
     connect(oauth_function, person)
     first = _stored_tokens(person.user_id)
     _expire_our_copy(local_aws, person.user_id)
-    call_zoom(person.user_id, _whoami)  # a refresh: rotated tokens too
+    composition.connection().call_zoom(person.user_id, _whoami)  # a refresh: rotated tokens too
     second = _stored_tokens(person.user_id)
     tokens = {first["access_token"], first["refresh_token"], second["access_token"], second["refresh_token"]}
     # Zoom's tokens are base64url text: a 24-character stretch anywhere is a leak, whatever the encoding.
@@ -280,10 +283,11 @@ def _wire_bytes(value: Any) -> bytes:
 def test_a_record_copied_to_another_user_does_not_decrypt(
     zoom: EmulatorHandle, alice: Person, local_aws: LocalResources, kms_calls: KmsCounter
 ) -> None:
+    from link_zoom import composition
     from link_zoom.adapters import connections_store, crypto
-    from link_zoom.domain.connection import ConnectionGone, call_zoom
+    from link_zoom.domain.connection import ConnectionGone
 
-    call_zoom(alice.user_id, _whoami)  # alice's data key is now in the warm cache
+    composition.connection().call_zoom(alice.user_id, _whoami)  # alice's data key is now in the warm cache
     mallory = new_person("mallory")
     ddb = local_aws.client("dynamodb")
     table = local_aws.tables["ZoomConnectionsTable"]
@@ -296,49 +300,50 @@ def test_a_record_copied_to_another_user_does_not_decrypt(
         crypto.unseal(mallory.user_id, copied.sealed)
     assert "Decrypt" in kms_calls.calls  # KMS itself was asked (the cache is per user) and refused
     with pytest.raises(ConnectionGone):
-        call_zoom(mallory.user_id, _whoami)
+        composition.connection().call_zoom(mallory.user_id, _whoami)
 
     assert connections_store.get(mallory.user_id) is None  # the unusable copy is removed
-    assert call_zoom(alice.user_id, _whoami)  # alice's own record is untouched
+    assert composition.connection().call_zoom(alice.user_id, _whoami)  # alice's own record is untouched
     assert not [c for c in zoom.calls if c["path"] == "/oauth/token"]
 
 
 def test_disconnect_revokes_at_zoom_and_removes_the_connection_everywhere(zoom: EmulatorHandle, alice: Person) -> None:
+    from link_zoom import composition
     from link_zoom.adapters.preferences_store import list_preferences
-    from link_zoom.domain.connection import ConnectionGone, call_zoom, connection_status, disconnect
+    from link_zoom.domain.connection import ConnectionGone
 
     tokens = _stored_tokens(alice.user_id)
 
-    assert disconnect(alice.user_id) is True
+    assert composition.connection().disconnect(alice.user_id) is True
 
     assert ("POST", "/oauth/revoke", 200) in [(c["method"], c["path"], c["status"]) for c in zoom.calls]
     with pytest.raises(Exception, match="Invalid Token"):
         zoom.state.refresh(zoom.config.client_id, tokens["refresh_token"])
     with pytest.raises(Exception, match="Invalid access token"):
         zoom.state.authenticate(tokens["access_token"])
-    assert connection_status(alice.user_id).connected is False
+    assert composition.connection().connection_status(alice.user_id).connected is False
     assert list_preferences(alice.user_id) == []
     with pytest.raises(ConnectionGone):
-        call_zoom(alice.user_id, _whoami)
-    assert disconnect(alice.user_id) is False
+        composition.connection().call_zoom(alice.user_id, _whoami)
+    assert composition.connection().disconnect(alice.user_id) is False
 
 
 def test_disconnect_works_when_zoom_is_down(zoom: EmulatorHandle, alice: Person) -> None:
-    from link_zoom.domain.connection import connection_status, disconnect
+    from link_zoom import composition
 
     zoom.add_fault("POST", "/oauth/revoke", 503)
 
-    assert disconnect(alice.user_id) is True
+    assert composition.connection().disconnect(alice.user_id) is True
 
-    assert connection_status(alice.user_id).connected is False
+    assert composition.connection().connection_status(alice.user_id).connected is False
 
 
 def test_a_new_consent_replaces_the_connection(zoom: EmulatorHandle, alice: Person, oauth_function: Any) -> None:
-    from link_zoom.domain.connection import call_zoom
+    from link_zoom import composition
 
     before = _stored_tokens(alice.user_id)
 
     connect(oauth_function, alice)
 
     assert _stored_tokens(alice.user_id) != before
-    assert call_zoom(alice.user_id, _whoami)
+    assert composition.connection().call_zoom(alice.user_id, _whoami)

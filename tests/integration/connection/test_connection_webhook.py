@@ -112,8 +112,8 @@ def test_a_validly_signed_body_that_is_not_a_json_object_is_a_400(
 def test_app_deauthorized_deletes_that_zoom_users_connections(
     zoom: EmulatorHandle, webhook_function: Any, oauth_function: Any
 ) -> None:
+    from link_zoom import composition
     from link_zoom.adapters.preferences_store import list_preferences
-    from link_zoom.domain.connection import connection_status
 
     leaving, staying = new_person("leaving"), new_person("staying")
     connect(oauth_function, leaving)
@@ -132,15 +132,15 @@ def test_app_deauthorized_deletes_that_zoom_users_connections(
     status, _ = _answer(invoke(webhook_function, _notification(zoom, "app_deauthorized", payload)))
 
     assert status == 200
-    assert not connection_status(leaving.user_id).connected
+    assert not composition.connection().connection_status(leaving.user_id).connected
     assert list_preferences(leaving.user_id) == []
-    assert connection_status(staying.user_id).connected
+    assert composition.connection().connection_status(staying.user_id).connected
 
 
 def test_a_late_or_replayed_app_deauthorized_keeps_a_newer_consent(
     zoom: EmulatorHandle, webhook_function: Any, oauth_function: Any
 ) -> None:
-    from link_zoom.domain.connection import connection_status
+    from link_zoom import composition
 
     # Given a user who removed the app at Zoom a minute ago and has connected again since
     person = new_person("returning")
@@ -156,19 +156,19 @@ def test_a_late_or_replayed_app_deauthorized_keeps_a_newer_consent(
 
     # Then it is acknowledged and the newer connection stays
     assert status == 200
-    assert connection_status(person.user_id).connected
+    assert composition.connection().connection_status(person.user_id).connected
 
     # And one that happened after the consent still removes it
     current = {**late, "deauthorization_time": iso_ms(datetime.now(UTC) + timedelta(seconds=1))}
     assert _answer(invoke(webhook_function, _notification(zoom, "app_deauthorized", current)))[0] == 200
-    assert not connection_status(person.user_id).connected
+    assert not composition.connection().connection_status(person.user_id).connected
 
 
 @pytest.mark.parametrize("when", [None, "yesterday", "2026-11-25T10:00:00"])
 def test_app_deauthorized_without_a_readable_time_is_a_bad_request(
     zoom: EmulatorHandle, webhook_function: Any, oauth_function: Any, when: str | None
 ) -> None:
-    from link_zoom.domain.connection import connection_status
+    from link_zoom import composition
 
     person = new_person()
     connect(oauth_function, person)
@@ -179,13 +179,13 @@ def test_app_deauthorized_without_a_readable_time_is_a_bad_request(
     status, body = _answer(invoke(webhook_function, _notification(zoom, "app_deauthorized", payload)))
 
     assert (status, body["error"]["code"]) == (400, "bad_request")
-    assert connection_status(person.user_id).connected
+    assert composition.connection().connection_status(person.user_id).connected
 
 
 def test_app_deauthorized_of_another_app_changes_nothing(
     zoom: EmulatorHandle, webhook_function: Any, oauth_function: Any
 ) -> None:
-    from link_zoom.domain.connection import connection_status
+    from link_zoom import composition
 
     person = new_person()
     connect(oauth_function, person)
@@ -194,7 +194,7 @@ def test_app_deauthorized_of_another_app_changes_nothing(
     payload = {"user_id": zoom_user.id, "account_id": zoom_user.account_id, "client_id": "another-app"}
 
     assert _answer(invoke(webhook_function, _notification(zoom, "app_deauthorized", payload)))[0] == 200
-    assert connection_status(person.user_id).connected
+    assert composition.connection().connection_status(person.user_id).connected
 
 
 def test_meeting_deleted_is_handed_to_the_meetings_code(zoom: EmulatorHandle, webhook_function: Any) -> None:

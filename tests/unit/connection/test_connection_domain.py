@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 
+from link_zoom import composition
 from link_zoom.domain import connection
 from tests.unit.connection.conftest import CLIENT_ID, FakeZoomTransport
 
@@ -24,10 +25,10 @@ def _params(url: str) -> dict[str, str]:
 
 
 def _connect(zoom_http: FakeZoomTransport) -> None:
-    state = _params(connection.start_authorization(USER, REDIRECT).authorize_url)["state"]
+    state = _params(composition.connection().start_authorization(USER, REDIRECT).authorize_url)["state"]
     zoom_http.answer(200, TOKENS)
     zoom_http.answer(200, ZOOM_USER)
-    connection.complete_authorization(state, "the-code", None)
+    composition.connection().complete_authorization(state, "the-code", None)
 
 
 def test_redirect_uri_is_the_apis_own_callback_unless_configured(
@@ -35,14 +36,18 @@ def test_redirect_uri_is_the_apis_own_callback_unless_configured(
 ) -> None:
     from link_zoom.config import get_settings
 
-    assert connection.redirect_uri_for("https://api.example/api/") == "https://api.example/api/v1/zoom/callback"
+    assert (
+        composition.connection().redirect_uri_for("https://api.example/api/")
+        == "https://api.example/api/v1/zoom/callback"
+    )
     monkeypatch.setenv("ZOOM_REDIRECT_URL", "https://link.example/zoom/callback")
     get_settings.cache_clear()
-    assert connection.redirect_uri_for("https://api.example/api") == "https://link.example/zoom/callback"
+    composition.reset()
+    assert composition.connection().redirect_uri_for("https://api.example/api") == "https://link.example/zoom/callback"
 
 
 def test_the_state_is_stored_only_as_a_hash_with_the_verifier(aws: dict[str, str]) -> None:
-    start = connection.start_authorization(USER, REDIRECT)
+    start = composition.connection().start_authorization(USER, REDIRECT)
 
     params = _params(start.authorize_url)
     items = boto3.client("dynamodb").scan(TableName=aws["OAUTH_STATES_TABLE"])["Items"]
@@ -63,7 +68,7 @@ def test_completing_stores_a_sealed_connection_the_row_and_asks_for_a_sweep(
 
     _connect(zoom_http)
 
-    status = connection.connection_status(USER)
+    status = composition.connection().connection_status(USER)
     assert status.connected and status.reauthorize_after is not None
     assert [(row.resource, row.tag) for row in list_preferences(USER)] == [("Zoom", "oauth")]
     stored = json.dumps(boto3.client("dynamodb").scan(TableName=aws["CONNECTIONS_TABLE"])["Items"], default=str)
@@ -84,33 +89,33 @@ def test_a_connection_past_its_year_is_gone(aws: dict[str, str], zoom_http: Fake
         ExpressionAttributeValues={":past": {"N": str(past)}},
     )
 
-    assert connection.connection_status(USER).connected is False
+    assert composition.connection().connection_status(USER).connected is False
     with pytest.raises(connection.ConnectionGone):
-        connection.call_zoom(USER, lambda token: token)
+        composition.connection().call_zoom(USER, lambda token: token)
     assert list_preferences(USER) == []
 
 
 def test_call_zoom_hands_the_access_token_to_the_operation(aws: dict[str, str], zoom_http: FakeZoomTransport) -> None:
     _connect(zoom_http)
 
-    assert connection.call_zoom(USER, lambda token: token) == "eyJaccess"
+    assert composition.connection().call_zoom(USER, lambda token: token) == "eyJaccess"
     assert repr(connection._Tokens("eyJaccess", "eyJrefresh", "g")) == "_Tokens(generation='g')"
 
 
 def test_disconnect_without_a_connection_is_false(aws: dict[str, str], zoom_http: FakeZoomTransport) -> None:
-    assert connection.disconnect(USER) is False
+    assert composition.connection().disconnect(USER) is False
     assert zoom_http.sent == []
 
 
 def test_a_rate_limited_code_exchange_is_a_failed_exchange(aws: dict[str, str], zoom_http: FakeZoomTransport) -> None:
     from link_zoom.errors import ZoomUnavailable
 
-    state = _params(connection.start_authorization(USER, REDIRECT).authorize_url)["state"]
+    state = _params(composition.connection().start_authorization(USER, REDIRECT).authorize_url)["state"]
     zoom_http.answer(429, {"reason": "Too many requests"}, {"Retry-After": "60"})
 
     with pytest.raises(ZoomUnavailable):  # the callback's pages are 200, 400 and 502 only
-        connection.complete_authorization(state, "the-code", None)
-    assert connection.connection_status(USER).connected is False
+        composition.connection().complete_authorization(state, "the-code", None)
+    assert composition.connection().connection_status(USER).connected is False
 
 
 def test_a_connection_that_cannot_be_stored_is_revoked_and_left_behind_by_nothing(
@@ -124,16 +129,16 @@ def test_a_connection_that_cannot_be_stored_is_revoked_and_left_behind_by_nothin
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "down"}}, "UpdateItem")
 
     monkeypatch.setattr(preferences_store, "upsert_preference", failing_upsert)
-    state = _params(connection.start_authorization(USER, REDIRECT).authorize_url)["state"]
+    state = _params(composition.connection().start_authorization(USER, REDIRECT).authorize_url)["state"]
     zoom_http.answer(200, TOKENS)
     zoom_http.answer(200, ZOOM_USER)
     zoom_http.answer(200, None)  # the revoke
 
     with pytest.raises(connection.ConnectionNotStored):
-        connection.complete_authorization(state, "the-code", None)
+        composition.connection().complete_authorization(state, "the-code", None)
 
     revoke = zoom_http.sent[-1]
     assert (revoke.url or "").endswith("/oauth/revoke") and "eyJrefresh" in str(revoke.body)
-    assert connection.connection_status(USER).connected is False
+    assert composition.connection().connection_status(USER).connected is False
     assert boto3.client("dynamodb").scan(TableName=aws["CONNECTIONS_TABLE"])["Items"] == []
     assert "eyJaccess" not in caplog.text and "eyJrefresh" not in caplog.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Iterator
 
 import boto3
@@ -11,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from devstack.template import Resolver, load_template
+from link_zoom import composition
 from link_zoom.observability import metrics
 from tests.conftest import reset_process_caches
 from tests.unit.identity.fakes import (
@@ -93,7 +93,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def fake_connection(monkeypatch: pytest.MonkeyPatch) -> FakeConnection:
+def fake_connection() -> Iterator[FakeConnection]:
     fake = FakeConnection()
-    monkeypatch.setitem(sys.modules, "link_zoom.domain.connection", fake)
-    return fake
+    with composition.override(connection=fake):
+        yield fake

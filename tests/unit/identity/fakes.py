@@ -8,7 +8,7 @@ import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 from link_zoom.domain.identity import (
@@ -120,11 +120,10 @@ class LambdaContext:
     aws_request_id = "identity-test-request"
 
 
-class FakeConnection(ModuleType):
-    """Stands in for link_zoom.domain.connection (the Zoom connection issue's code) in unit tests."""
+class FakeConnection:
+    """Stands in for the Zoom connection (`composition.connection()`) where features and preferences use it."""
 
     def __init__(self) -> None:
-        super().__init__("link_zoom.domain.connection")
         self.connected: dict[str, Any] = {}
         self.disconnects: list[str] = []
 

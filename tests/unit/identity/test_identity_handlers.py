@@ -5,14 +5,17 @@ AWS is moto (mock_aws); the directory is the in-memory fake; the Zoom connection
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from devstack.events import api_event, token_authorizer_event
+from link_zoom import composition
 from link_zoom.adapters import preferences_store
 from link_zoom.domain import identity
 from tests.unit.identity.fakes import FakeConnection, FakeDirectory, LambdaContext, load_function
@@ -22,9 +25,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 
 @pytest.fixture
-def functions(aws: dict[str, str], directory: FakeDirectory, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setattr(identity, "_directory", lambda: directory)
-    return {name: load_function(name) for name in ("authorizer", "session", "features", "account")}
+def functions(aws: dict[str, str], directory: FakeDirectory) -> Iterator[dict[str, Any]]:
+    # The real session and attempt stores (moto), the fake directory.
+    with composition.override(identity=dataclasses.replace(composition.identity(), directory=directory)):
+        yield {name: load_function(name) for name in ("authorizer", "session", "features", "account")}
 
 
 def call(functions: dict[str, Any], name: str, event: dict[str, Any]) -> dict[str, Any]:

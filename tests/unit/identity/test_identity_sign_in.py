@@ -22,7 +22,13 @@ def sign_in(
     password: str = "bob-password",
     now: float = NOW,
 ) -> identity.SignedIn:
-    return identity.sign_in(username, password, directory=directory, sessions=sessions, attempts=attempts, now=now)
+    return service(directory, sessions, attempts, now).sign_in(username, password)
+
+
+def service(
+    directory: FakeDirectory, sessions: FakeSessionStore, attempts: FakeAttemptCounter | None = None, now: float = NOW
+) -> identity.Identity:
+    return identity.Identity(directory, sessions, attempts or FakeAttemptCounter(), 12 * 3600, clock=lambda: now)
 
 
 def test_sign_in_gives_a_random_256_bit_token_and_keeps_only_its_hash(
@@ -109,14 +115,14 @@ def test_authorize_session_accepts_a_live_token_only(
     directory: FakeDirectory, sessions: FakeSessionStore, attempts: FakeAttemptCounter
 ) -> None:
     token = sign_in(directory, sessions, attempts).token
-    assert identity.authorize_session(token, sessions=sessions, now=NOW + 1) is not None
+    assert service(directory, sessions, now=NOW + 1).authorize_session(token) is not None
 
-    assert identity.authorize_session(None, sessions=sessions, now=NOW) is None
-    assert identity.authorize_session("", sessions=sessions, now=NOW) is None
-    assert identity.authorize_session("short", sessions=sessions, now=NOW) is None
-    assert identity.authorize_session(token + "!", sessions=sessions, now=NOW) is None
-    assert identity.authorize_session("A" * 43, sessions=sessions, now=NOW) is None
-    assert identity.authorize_session(token, sessions=sessions, now=NOW + 12 * 3600) is None  # expired
+    assert service(directory, sessions, now=NOW).authorize_session(None) is None
+    assert service(directory, sessions, now=NOW).authorize_session("") is None
+    assert service(directory, sessions, now=NOW).authorize_session("short") is None
+    assert service(directory, sessions, now=NOW).authorize_session(token + "!") is None
+    assert service(directory, sessions, now=NOW).authorize_session("A" * 43) is None
+    assert service(directory, sessions, now=NOW + 12 * 3600).authorize_session(token) is None  # expired
 
 
 def test_sign_out_revokes_that_session_only(
@@ -125,7 +131,7 @@ def test_sign_out_revokes_that_session_only(
     phone = sign_in(directory, sessions, attempts)
     laptop = sign_in(directory, sessions, attempts)
 
-    identity.sign_out(phone.session.token_hash, sessions=sessions)
+    service(directory, sessions).sign_out(phone.session.token_hash)
 
-    assert identity.authorize_session(phone.token, sessions=sessions, now=NOW) is None
-    assert identity.authorize_session(laptop.token, sessions=sessions, now=NOW) is not None
+    assert service(directory, sessions, now=NOW).authorize_session(phone.token) is None
+    assert service(directory, sessions, now=NOW).authorize_session(laptop.token) is not None

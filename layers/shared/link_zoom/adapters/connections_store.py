@@ -7,7 +7,6 @@ so a refresh never overwrites a newer consent, a disconnect or another refresh.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
@@ -15,9 +14,9 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from link_zoom.adapters.crypto import Sealed
 from link_zoom.adapters.dynamo import bind
 from link_zoom.config import get_settings
+from link_zoom.domain.connection import ConnectionRecord, Sealed
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -49,19 +48,6 @@ class ZoomConnection(Model):
     expires_at_epoch = TTLAttribute()
     refresh_lock_until = NumberAttribute(null=True)
     refresh_lock_owner = UnicodeAttribute(null=True)
-
-
-@dataclass(frozen=True)
-class ConnectionRecord:
-    user_id: str
-    zoom_user_id: str
-    zoom_account_id: str | None
-    sealed: Sealed
-    generation: str
-    access_expires_at: float
-    refresh_issued_at: float
-    consented_at: datetime
-    expires_at: datetime
 
 
 def _model() -> type[ZoomConnection]:

@@ -15,10 +15,10 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from link_zoom.adapters.aws import client
 from link_zoom.config import get_settings
+from link_zoom.domain.connection import SealBroken, Sealed
 
 PURPOSE = "zoom-tokens"
 NONCE_BYTES = 12  # AES-GCM's standard 96-bit nonce; random per seal, and a data key seals once
@@ -27,19 +27,6 @@ DATA_KEY_CACHE_ENTRIES = 4096  # a keeper run touches thousands of users; each k
 
 _cache: OrderedDict[tuple[str, bytes], tuple[bytes, float]] = OrderedDict()
 _cache_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Sealed:
-    """What is stored: the KMS-encrypted data key, the AES-GCM nonce and the ciphertext (with its tag)."""
-
-    encrypted_key: bytes
-    nonce: bytes
-    ciphertext: bytes
-
-
-class SealBroken(Exception):
-    """The sealed value does not open for this user: moved to another user, tampered with, or its key is gone."""
 
 
 def _context(user_id: str) -> dict[str, str]:

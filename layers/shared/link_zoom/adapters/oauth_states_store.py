@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from pynamodb.attributes import TTLAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, DoesNotExist
 from pynamodb.models import Model
 
 from link_zoom.adapters.dynamo import bind
 from link_zoom.config import get_settings
+from link_zoom.domain.connection import PendingAuthorization
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -25,14 +23,6 @@ class OAuthState(Model):
     redirect_uri = UnicodeAttribute()
     # Checked on use as well: DynamoDB's TTL deletes expired items only eventually.
     expires_at_epoch = TTLAttribute()
-
-
-@dataclass(frozen=True)
-class PendingAuthorization:
-    user_id: str
-    code_verifier: str
-    redirect_uri: str
-    expires_at: datetime
 
 
 def _model() -> type[OAuthState]:

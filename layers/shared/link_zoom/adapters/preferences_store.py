@@ -5,7 +5,6 @@ Rows name a resource and a tag (e.g. `Zoom`/`oauth` while Zoom is connected); th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
@@ -14,6 +13,7 @@ from pynamodb.models import Model
 
 from link_zoom.adapters import dynamo
 from link_zoom.config import get_settings
+from link_zoom.domain.preferences import PreferenceRow
 
 
 class Preference(Model):
@@ -26,14 +26,6 @@ class Preference(Model):
     tag = UnicodeAttribute()
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
-
-
-@dataclass(frozen=True)
-class PreferenceRow:
-    resource: str
-    tag: str
-    created_at: datetime
-    updated_at: datetime
 
 
 def preference_key(resource: str, tag: str) -> str:

@@ -9,48 +9,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from link_zoom.adapters.aws import client
 from link_zoom.config import get_settings
+from link_zoom.domain.stream_replay import DeadLetter, RecordsExpired, StreamBatch
 
 RECEIVE_BATCH = 10  # SQS's maximum per ReceiveMessage
 RECORDS_PER_CALL = 1000  # GetRecords' maximum
 MAX_EMPTY_PAGES = 3  # an open shard can answer empty pages before the records it still has
 # The stream function may run for its whole timeout (120 s); the default client's read timeout is seconds.
 INVOKE_READ_TIMEOUT_S = 150.0
-
-
-class RecordsExpired(Exception):
-    """The stream no longer holds the records (older than its 24-hour retention)."""
-
-
-@dataclass(frozen=True)
-class StreamBatch:
-    stream_arn: str
-    shard_id: str
-    start_sequence: str
-    end_sequence: str
-
-    @classmethod
-    def from_message(cls, body: Mapping[str, Any]) -> StreamBatch | None:
-        info = body.get("DDBStreamBatchInfo")
-        if not isinstance(info, Mapping):
-            return None
-        fields = [info.get(name) for name in ("streamArn", "shardId", "startSequenceNumber", "endSequenceNumber")]
-        if not all(isinstance(value, str) and value for value in fields):
-            return None
-        return cls(*(str(value) for value in fields))
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    message_id: str
-    receipt_handle: str
-    batch: StreamBatch | None  # None: not a stream on-failure record
 
 
 class DeadLetterQueue:

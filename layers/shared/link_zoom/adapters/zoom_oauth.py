@@ -14,12 +14,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from link_zoom.adapters import flag
 from link_zoom.config import ZOOM_CONNECT_TIMEOUT_S, ZOOM_READ_TIMEOUT_S, get_settings
+from link_zoom.domain.connection import ZoomTokens, ZoomUser
 from link_zoom.errors import ZoomGrantRevoked, ZoomRateLimited, ZoomTokenRejected, ZoomUnavailable
 from link_zoom.observability import count, logger
 
@@ -35,22 +35,6 @@ RATE_LIMIT_RETRY_AFTER_S = 5  # what a token endpoint 429 without a usable Retry
 # requests-oauthlib and oauthlib log token bodies at DEBUG; a DEBUG root logger must never show them.
 for _name in ("requests_oauthlib", "oauthlib"):
     logging.getLogger(_name).setLevel(logging.WARNING)
-
-
-@dataclass(frozen=True)
-class ZoomTokens:
-    access_token: str
-    refresh_token: str
-    expires_in: int
-
-    def __repr__(self) -> str:  # keeps tokens out of tracebacks and debug output
-        return f"ZoomTokens(expires_in={self.expires_in})"
-
-
-@dataclass(frozen=True)
-class ZoomUser:
-    id: str
-    account_id: str | None
 
 
 _adapter: HTTPAdapter | None = None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
+from link_zoom.domain.connection import ConnectionStatus
 from link_zoom.errors import Forbidden
 from link_zoom.observability import logger
 
@@ -16,31 +19,37 @@ class ZoomFeature:
     reauthorize_after: datetime | None
 
 
-def zoom_feature_for(user_id: str) -> ZoomFeature:
-    from link_zoom.adapters import flag
-    from link_zoom.domain.connection import connection_status
+class SwitchPort(Protocol):
+    def zoom_enabled(self) -> bool: ...
 
-    status = connection_status(user_id)
-    return ZoomFeature(
-        enabled=flag.zoom_enabled(), connected=status.connected, reauthorize_after=status.reauthorize_after
-    )
+    def set_zoom_enabled(self, enabled: bool) -> bool: ...
 
 
-def read_zoom_switch(is_admin: bool) -> bool:
-    from link_zoom.adapters import flag
+@dataclass(frozen=True)
+class Features:
+    switch: SwitchPort
+    connection_status: Callable[[str], ConnectionStatus]
 
-    require_admin(is_admin)
-    return flag.zoom_enabled()
+    def zoom_enabled(self) -> bool:
+        """The organisation's switch, for the paths that need it on (connecting Zoom)."""
+        return self.switch.zoom_enabled()
 
+    def zoom_feature_for(self, user_id: str) -> ZoomFeature:
+        status = self.connection_status(user_id)
+        return ZoomFeature(
+            enabled=self.switch.zoom_enabled(), connected=status.connected, reauthorize_after=status.reauthorize_after
+        )
 
-def write_zoom_switch(is_admin: bool, user_id: str, enabled: bool) -> bool:
-    from link_zoom.adapters import flag
+    def read_zoom_switch(self, is_admin: bool) -> bool:
+        require_admin(is_admin)
+        return self.switch.zoom_enabled()
 
-    require_admin(is_admin)
-    flag.set_zoom_enabled(enabled)
-    # An audit line: who switched the feature for the whole organisation, and which way.
-    logger.info("zoom feature switched", extra={"enabled": enabled, "by_user_id": user_id})
-    return enabled
+    def write_zoom_switch(self, is_admin: bool, user_id: str, enabled: bool) -> bool:
+        require_admin(is_admin)
+        self.switch.set_zoom_enabled(enabled)
+        # An audit line: who switched the feature for the whole organisation, and which way.
+        logger.info("zoom feature switched", extra={"enabled": enabled, "by_user_id": user_id})
+        return enabled
 
 
 def require_admin(is_admin: bool) -> None:

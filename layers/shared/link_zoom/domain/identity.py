@@ -1,7 +1,7 @@
 """Signing in with Active Directory credentials, sessions, and what the authorizer checks on every request.
 
-The directory, the session store and the attempt counter are ports: production code gets the LDAP and
-DynamoDB adapters (imported lazily, so importing this module stays cheap), tests pass in-memory fakes.
+The directory, the session store and the attempt counter are ports: `link_zoom.composition.identity()` wires
+the LDAP and DynamoDB adapters, tests pass in-memory fakes.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from link_zoom.config import get_settings
 from link_zoom.errors import DirectoryUnavailable, InvalidCredentials, TooManyAttempts
 from link_zoom.observability import count, logger
 
@@ -124,73 +124,67 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-def sign_in(
-    username: str,
-    password: str,
-    *,
-    directory: Directory | None = None,
-    sessions: SessionStore | None = None,
-    attempts: AttemptCounter | None = None,
-    now: float | None = None,
-) -> SignedIn:
-    # An LDAP simple bind with an empty password is an anonymous bind that "succeeds": refuse it first.
-    if not password or len(password) > MAX_PASSWORD_LENGTH:
-        raise _refused("unusable_password")
-    try:
-        login = parse_username(username)
-    except InvalidCredentials:
-        raise _refused("unusable_username") from None
-    clock = time.time() if now is None else now
-    attempts = _attempt_counter() if attempts is None else attempts
-    retry_after = attempts.reserve(login.throttle_key, clock)
-    if retry_after:
-        count("SignInsThrottled")
-        logger.info("sign-in refused", extra={"reason": "too_many_attempts"})
-        raise TooManyAttempts(retry_after)
-    try:
-        user = (_directory() if directory is None else directory).authenticate(login, password)
-    except InvalidCredentials:
-        raise _refused("directory_refused", login.form) from None
-    except DirectoryUnavailable:
-        attempts.release(login.throttle_key)
-        count("DirectoryUnavailable")
-        raise
-    attempts.clear(login.throttle_key)
+@dataclass(frozen=True)
+class Identity:
+    directory: Directory
+    sessions: SessionStore
+    attempts: AttemptCounter
+    session_ttl_seconds: int
+    clock: Callable[[], float] = time.time
 
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    session = SessionRecord(
-        token_hash=hash_token(token),
-        user_id=user.user_id,
-        username=user.username,
-        display_name=user.display_name,
-        is_admin=user.is_admin,
-        expires_at=datetime.fromtimestamp(int(clock) + get_settings().session_ttl_seconds, UTC),
-    )
-    (_session_store() if sessions is None else sessions).save(session)
-    count("SignIns")
-    logger.info("signed in", extra={"user_id": user.user_id, "is_admin": user.is_admin})
-    return SignedIn(token=token, session=session)
+    def sign_in(self, username: str, password: str) -> SignedIn:
+        # An LDAP simple bind with an empty password is an anonymous bind that "succeeds": refuse it first.
+        if not password or len(password) > MAX_PASSWORD_LENGTH:
+            raise _refused("unusable_password")
+        try:
+            login = parse_username(username)
+        except InvalidCredentials:
+            raise _refused("unusable_username") from None
+        clock = self.clock()
+        retry_after = self.attempts.reserve(login.throttle_key, clock)
+        if retry_after:
+            count("SignInsThrottled")
+            logger.info("sign-in refused", extra={"reason": "too_many_attempts"})
+            raise TooManyAttempts(retry_after)
+        try:
+            user = self.directory.authenticate(login, password)
+        except InvalidCredentials:
+            raise _refused("directory_refused", login.form) from None
+        except DirectoryUnavailable:
+            self.attempts.release(login.throttle_key)
+            count("DirectoryUnavailable")
+            raise
+        self.attempts.clear(login.throttle_key)
 
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        session = SessionRecord(
+            token_hash=hash_token(token),
+            user_id=user.user_id,
+            username=user.username,
+            display_name=user.display_name,
+            is_admin=user.is_admin,
+            expires_at=datetime.fromtimestamp(int(clock) + self.session_ttl_seconds, UTC),
+        )
+        self.sessions.save(session)
+        count("SignIns")
+        logger.info("signed in", extra={"user_id": user.user_id, "is_admin": user.is_admin})
+        return SignedIn(token=token, session=session)
 
-def sign_out(session_id: str, *, sessions: SessionStore | None = None) -> None:
-    """Revoke one session (the one the authorizer found for this request); the user's others live on."""
-    (_session_store() if sessions is None else sessions).delete(session_id)
-    count("SignOuts")
-    logger.info("signed out")
+    def sign_out(self, session_id: str) -> None:
+        """Revoke one session (the one the authorizer found for this request); the user's others live on."""
+        self.sessions.delete(session_id)
+        count("SignOuts")
+        logger.info("signed out")
 
-
-def authorize_session(
-    token: str | None, *, sessions: SessionStore | None = None, now: float | None = None
-) -> SessionRecord | None:
-    """The live session a bearer token names, or None (missing, malformed, unknown, revoked or expired)."""
-    if not token or not TOKEN_PATTERN.fullmatch(token):
-        return None
-    session = (_session_store() if sessions is None else sessions).find(hash_token(token))
-    # DynamoDB's TTL deletes expired items only eventually (up to days later): check the time ourselves.
-    clock = time.time() if now is None else now
-    if session is None or session.expires_at.timestamp() <= clock:
-        return None
-    return session
+    def authorize_session(self, token: str | None) -> SessionRecord | None:
+        """The live session a bearer token names, or None (missing, malformed, unknown, revoked or expired)."""
+        if not token or not TOKEN_PATTERN.fullmatch(token):
+            return None
+        session = self.sessions.find(hash_token(token))
+        # DynamoDB's TTL deletes expired items only eventually (up to days later): check the time ourselves.
+        if session is None or session.expires_at.timestamp() <= self.clock():
+            return None
+        return session
 
 
 def _refused(reason: str, username_form: str | None = None) -> InvalidCredentials:
@@ -198,21 +192,3 @@ def _refused(reason: str, username_form: str | None = None) -> InvalidCredential
     count("SignInFailures")
     logger.info("sign-in refused", extra={"reason": reason, "username_form": username_form})
     return InvalidCredentials()
-
-
-def _directory() -> Directory:
-    from link_zoom.adapters.directory import LdapDirectory
-
-    return LdapDirectory(get_settings())
-
-
-def _session_store() -> SessionStore:
-    from link_zoom.adapters.sessions_store import DynamoSessionStore
-
-    return DynamoSessionStore()
-
-
-def _attempt_counter() -> AttemptCounter:
-    from link_zoom.adapters.sessions_store import DynamoAttemptCounter
-
-    return DynamoAttemptCounter(limit=MAX_FAILED_ATTEMPTS, window_seconds=ATTEMPT_WINDOW_SECONDS)

@@ -3,36 +3,45 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from link_zoom.errors import NotFound
-
-if TYPE_CHECKING:
-    from link_zoom.adapters.preferences_store import PreferenceRow
 
 ZOOM_CONNECTION = ("Zoom", "oauth")
 # The service writes every row itself, with short plain names; anything else cannot name a row.
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def list_preferences(user_id: str) -> list[PreferenceRow]:
-    from link_zoom.adapters.preferences_store import list_preferences as stored_rows
+@dataclass(frozen=True)
+class PreferenceRow:
+    resource: str
+    tag: str
+    created_at: datetime
+    updated_at: datetime
 
-    return stored_rows(user_id)
+
+class PreferenceStorePort(Protocol):
+    def list_preferences(self, user_id: str) -> list[PreferenceRow]: ...
+
+    def delete_preference(self, user_id: str, resource: str, tag: str) -> bool: ...
 
 
-def delete_preference(user_id: str, resource: str, tag: str) -> None:
-    """Delete one of the caller's rows, or NotFound. The Zoom/oauth row is the Zoom connection itself."""
-    from link_zoom.adapters.preferences_store import delete_preference as delete_row
+@dataclass(frozen=True)
+class Preferences:
+    rows: PreferenceStorePort
+    disconnect_zoom: Callable[[str], bool]  # revokes at Zoom (best effort), deletes the connection and its row
 
-    if not (_NAME.fullmatch(resource) and _NAME.fullmatch(tag)):
-        raise NotFound()
-    disconnected = False
-    if (resource, tag) == ZOOM_CONNECTION:
-        from link_zoom.domain.connection import disconnect
+    def list_preferences(self, user_id: str) -> list[PreferenceRow]:
+        return self.rows.list_preferences(user_id)
 
-        # Revokes at Zoom (best effort) and deletes the connection together with its row.
-        disconnected = disconnect(user_id)
-    deleted = delete_row(user_id, resource, tag)
-    if not (disconnected or deleted):
-        raise NotFound()
+    def delete_preference(self, user_id: str, resource: str, tag: str) -> None:
+        """Delete one of the caller's rows, or NotFound. The Zoom/oauth row is the Zoom connection itself."""
+        if not (_NAME.fullmatch(resource) and _NAME.fullmatch(tag)):
+            raise NotFound()
+        disconnected = (resource, tag) == ZOOM_CONNECTION and self.disconnect_zoom(user_id)
+        deleted = self.rows.delete_preference(user_id, resource, tag)
+        if not (disconnected or deleted):
+            raise NotFound()

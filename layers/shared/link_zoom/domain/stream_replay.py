@@ -8,17 +8,44 @@ the stream processing is idempotent (the link claim, level-triggered reconciling
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from link_zoom.deadline import Deadline
 from link_zoom.observability import logger
 
-if TYPE_CHECKING:
-    from link_zoom.adapters.stream_dead_letters import DeadLetter, StreamBatch
-
 # No new message is started with less time than this left (the stream function's own run included).
 MIN_REMAINING_S = 30.0
+
+
+class RecordsExpired(Exception):
+    """The stream no longer holds the records (older than its 24-hour retention)."""
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    stream_arn: str
+    shard_id: str
+    start_sequence: str
+    end_sequence: str
+
+    @classmethod
+    def from_message(cls, body: Mapping[str, Any]) -> StreamBatch | None:
+        info = body.get("DDBStreamBatchInfo")
+        if not isinstance(info, Mapping):
+            return None
+        fields = [info.get(name) for name in ("streamArn", "shardId", "startSequenceNumber", "endSequenceNumber")]
+        if not all(isinstance(value, str) and value for value in fields):
+            return None
+        return cls(*(str(value) for value in fields))
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    receipt_handle: str
+    batch: StreamBatch | None  # None: not a stream on-failure record
 
 
 class DeadLetterQueuePort(Protocol):
@@ -52,21 +79,8 @@ class ReplaySummary:
 
 
 def replay_dead_letters(
-    deadline: Deadline,
-    queue: DeadLetterQueuePort | None = None,
-    stream: StreamReaderPort | None = None,
-    function: StreamFunctionPort | None = None,
+    deadline: Deadline, queue: DeadLetterQueuePort, stream: StreamReaderPort, function: StreamFunctionPort
 ) -> ReplaySummary:
-    from link_zoom.adapters.stream_dead_letters import (
-        DeadLetterQueue,
-        RecordsExpired,
-        StreamFunction,
-        StreamReader,
-    )
-
-    queue = queue or DeadLetterQueue()
-    stream = stream or StreamReader()
-    function = function or StreamFunction()
     summary = ReplaySummary()
     kept: list[DeadLetter] = []
     try:
