@@ -374,3 +374,21 @@ def test_put_takes_a_recurrence_and_refuses_a_bad_one(
         refused = request(functions, "PUT", f"/v1/events/other-{uuid.uuid4()}/zoom", alice, {**body, "recurrence": bad})
         assert refused["statusCode"] == 400
         assert body_of(refused)["error"]["code"] == "bad_request"
+
+
+def test_zoom_daily_limit_leaves_the_series_rate_limited_and_the_record_failed(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable
+) -> None:
+    event_id = f"series-{uuid.uuid4()}"
+    daily = {"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Remaining": "0"}
+    zoom.state.add_fault(method="POST", path="/v2/users/me/meetings", status=429, headers=daily, times=1)
+    calendar.put(alice.user_id, event_id, **SERIES, zoom=True)
+    records = calendar.new_records()
+    answer = functions["calendar_stream"].handler({"Records": records}, context(60, "calendar-stream"))
+    assert len(answer["batchItemFailures"]) == 1  # retried later, as single events are
+    item = calendar.item(alice.user_id, event_id)
+    assert item["zoom_status"] == "rate_limited" and "limit" in item["zoom_error"]
+    assert meetings_at(zoom) == {}
+    answer = functions["calendar_stream"].handler({"Records": records}, context(60, "calendar-stream"))
+    assert answer == {"batchItemFailures": []}
+    assert calendar.item(alice.user_id, event_id)["zoom_status"] == "scheduled" and len(meetings_at(zoom)) == 1

@@ -51,10 +51,14 @@ from link_zoom.domain.recurrence import (
     parse_series,
 )
 from link_zoom.domain.schedule import Schedule, parse_instant, zoom_time
-from link_zoom.errors import ZoomMeetingNotFound, ZoomRejected
+from link_zoom.errors import ZoomMeetingNotFound, ZoomRateLimited, ZoomRejected
 from link_zoom.observability import count, logger
 
 SERIES, EXCEPTION = "series", "exception"
+RATE_LIMITED = "rate_limited"  # contract 3
+RATE_LIMITED_SENTENCE = (
+    "Zoom's limit of meeting changes for your account was reached; the series is updated automatically once it resets."
+)
 BAD_EXCEPTION_SENTENCE = (
     "This changed occurrence does not match an occurrence of its series (check its recurrence_id and times)."
 )
@@ -208,7 +212,13 @@ class RecurringMeetings:
     # --- a series item
 
     def _reconcile_series(self, item: CalendarItem, deadline: Deadline) -> str:
-        fields, outcome = self._series_fields(item, deadline)
+        try:
+            fields, outcome = self._series_fields(item, deadline)
+        except ZoomRateLimited:
+            # As for single events: the item says why it waits, the failed record is retried later.
+            kept = _kept(self.links.get(item.user_id, item.event_id))
+            self.calendar.write_back(item, kept.with_status(RATE_LIMITED, RATE_LIMITED_SENTENCE))
+            raise
         self.calendar.write_back(item, fields)
         return outcome
 
