@@ -18,7 +18,9 @@ def sign_in() -> Response:
     username, password = body.get("username"), body.get("password")
     if set(body) != {"username", "password"} or not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest('The body must be {"username": string, "password": string}.')
-    signed_in = composition.identity().sign_in(username, password)
+    # API Gateway's view of the caller's address (not a client-set header): failures are also counted per address.
+    source_ip = app.current_event.request_context.identity.source_ip
+    signed_in = composition.identity().sign_in(username, password, source_ip=source_ip)
     session = signed_in.session
     return json_response(
         201,

@@ -189,3 +189,19 @@ def test_key_policies_are_conditioned() -> None:
     purpose = token["DenyUseWithoutZoomTokenPurpose"]
     assert purpose["Effect"] == "Deny"
     assert purpose["Condition"] == {"StringNotEquals": {"kms:EncryptionContext:purpose": PURPOSE}}
+
+
+def test_the_sign_in_waf_is_optional_and_limits_post_session_per_address() -> None:
+    acl = TEMPLATE["Resources"]["ApiWebAcl"]
+    assert acl["Condition"] == TEMPLATE["Resources"]["ApiWebAclAssociation"]["Condition"] == "UseSignInWaf"
+    assert TEMPLATE["Parameters"]["SignInWafLimit"]["Default"] == 0  # off unless a deployment asks for it
+    assert Resolver(TEMPLATE, parameters={"SignInWafLimit": 0}).condition("UseSignInWaf") is False
+    assert Resolver(TEMPLATE, parameters={"SignInWafLimit": 100}).condition("UseSignInWaf") is True
+    (rule,) = acl["Properties"]["Rules"]
+    rate = rule["Statement"]["RateBasedStatement"]
+    assert (rate["AggregateKeyType"], rate["Limit"]) == ("IP", {"Ref": "SignInWafLimit"})
+    matches = {
+        m["ByteMatchStatement"]["SearchString"] for m in rate["ScopeDownStatement"]["AndStatement"]["Statements"]
+    }
+    assert matches == {"/v1/session", "POST"}
+    assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429

@@ -79,7 +79,12 @@ def identity() -> Identity:
     from link_zoom.adapters.directory import LdapDirectory
     from link_zoom.adapters.sessions_store import DynamoAttemptCounter, DynamoSessionStore
     from link_zoom.config import get_settings
-    from link_zoom.domain.identity import ATTEMPT_WINDOW_SECONDS, MAX_FAILED_ATTEMPTS, Identity
+    from link_zoom.domain.identity import (
+        ATTEMPT_WINDOW_SECONDS,
+        MAX_FAILED_ATTEMPTS,
+        MAX_FAILED_FROM_SOURCE,
+        Identity,
+    )
 
     settings = get_settings()
     return Identity(
@@ -87,6 +92,7 @@ def identity() -> Identity:
         sessions=DynamoSessionStore(),
         attempts=DynamoAttemptCounter(limit=MAX_FAILED_ATTEMPTS, window_seconds=ATTEMPT_WINDOW_SECONDS),
         session_ttl_seconds=settings.session_ttl_seconds,
+        source_attempts=DynamoAttemptCounter(limit=MAX_FAILED_FROM_SOURCE, window_seconds=ATTEMPT_WINDOW_SECONDS),
     )
 
 

@@ -98,6 +98,30 @@ def test_credential_failures_are_one_401_and_then_a_429_with_retry_after(functio
     assert 0 < int(answers[6]["multiValueHeaders"]["Retry-After"][0]) <= 900
 
 
+def test_password_spraying_from_one_address_is_stopped_after_50_failures(functions: dict[str, Any]) -> None:
+    def attempt(username: str, password: str, source_ip: str) -> dict[str, Any]:
+        payload = json.dumps({"username": username, "password": password})
+        return call(functions, "session", api_event("POST", "/v1/session", body=payload, source_ip=source_ip))
+
+    # One password tried against 50 names (each name stays far below its own limit of 5), with real
+    # sign-ins from the same address in between: successes are not failures.
+    sprayed = [attempt(f"user{i}", "Winter2026!", "203.0.113.7") for i in range(50)]
+    assert {a["statusCode"] for a in sprayed} == {401}
+    assert attempt("bob", "bob-password", "203.0.113.7")["statusCode"] == 429
+
+    # Then every name is refused from that address, even with the right password; other addresses are not
+    refused = attempt("ada", "ada-password", "203.0.113.7")
+    assert (refused["statusCode"], body(refused)["error"]["code"]) == (429, "too_many_attempts")
+    assert 0 < int(refused["multiValueHeaders"]["Retry-After"][0]) <= 900
+    assert attempt("ada", "ada-password", "198.51.100.2")["statusCode"] == 201
+
+
+def test_sign_ins_that_succeed_do_not_count_against_the_address(functions: dict[str, Any]) -> None:
+    payload = json.dumps({"username": "bob", "password": "bob-password"})
+    answers = [call(functions, "session", api_event("POST", "/v1/session", body=payload)) for _ in range(55)]
+    assert {a["statusCode"] for a in answers} == {201}
+
+
 def test_directory_down_is_a_503(functions: dict[str, Any], directory: FakeDirectory) -> None:
     directory.down = True
     response = sign_in(functions)

@@ -20,6 +20,8 @@ from link_zoom.observability import count, logger
 
 MAX_FAILED_ATTEMPTS = 5
 ATTEMPT_WINDOW_SECONDS = 15 * 60
+# Password spraying (one password tried against many names) passes the per-name limit: one address gets 50.
+MAX_FAILED_FROM_SOURCE = 50
 # 32 random bytes = 256 bits; token_urlsafe gives 43 characters of [A-Za-z0-9_-], as the authorizer expects.
 TOKEN_BYTES = 32
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{20,200}")
@@ -131,8 +133,10 @@ class Identity:
     attempts: AttemptCounter
     session_ttl_seconds: int
     clock: Callable[[], float] = time.time
+    source_attempts: AttemptCounter | None = None  # failed sign-ins per address (MAX_FAILED_FROM_SOURCE)
 
-    def sign_in(self, username: str, password: str) -> SignedIn:
+    def sign_in(self, username: str, password: str, source_ip: str | None = None) -> SignedIn:
+        """`source_ip` is API Gateway's requestContext.identity.sourceIp: failures per address are counted too."""
         # An LDAP simple bind with an empty password is an anonymous bind that "succeeds": refuse it first.
         if not password or len(password) > MAX_PASSWORD_LENGTH:
             raise _refused("unusable_password")
@@ -141,20 +145,22 @@ class Identity:
         except InvalidCredentials:
             raise _refused("unusable_username") from None
         clock = self.clock()
-        retry_after = self.attempts.reserve(login.throttle_key, clock)
-        if retry_after:
-            count("SignInsThrottled")
-            logger.info("sign-in refused", extra={"reason": "too_many_attempts"})
-            raise TooManyAttempts(retry_after)
+        throttle = _Throttle(
+            self.attempts,
+            login.throttle_key,
+            self.source_attempts if source_ip else None,
+            _source_key(source_ip) if source_ip else None,
+        )
+        throttle.reserve(clock)
         try:
             user = self.directory.authenticate(login, password)
         except InvalidCredentials:
-            raise _refused("directory_refused", login.form) from None
+            raise _refused("directory_refused", login.form) from None  # counted for the name and the address
         except DirectoryUnavailable:
-            self.attempts.release(login.throttle_key)
+            throttle.release()
             count("DirectoryUnavailable")
             raise
-        self.attempts.clear(login.throttle_key)
+        throttle.succeeded()
 
         token = secrets.token_urlsafe(TOKEN_BYTES)
         session = SessionRecord(
@@ -185,6 +191,51 @@ class Identity:
         if session is None or session.expires_at.timestamp() <= self.clock():
             return None
         return session
+
+
+@dataclass(frozen=True)
+class _Throttle:
+    """The per-name counter and, when the address is known, the per-address one: both count a failed sign-in."""
+
+    names: AttemptCounter
+    name_key: str
+    sources: AttemptCounter | None
+    source_key: str | None
+
+    def reserve(self, now: float) -> None:
+        if self.sources is not None and self.source_key is not None:
+            retry_after = self.sources.reserve(self.source_key, now)
+            if retry_after:
+                raise _throttled("too_many_attempts_from_source", retry_after)
+        retry_after = self.names.reserve(self.name_key, now)
+        if retry_after:
+            self._release_source()  # never reached the directory: not a failed sign-in of this address
+            raise _throttled("too_many_attempts", retry_after)
+
+    def release(self) -> None:
+        """The attempt did not happen (the directory was down)."""
+        self.names.release(self.name_key)
+        self._release_source()
+
+    def succeeded(self) -> None:
+        # A success ends the name's window; for the address it only is not a failure (a spray may guess right).
+        self.names.clear(self.name_key)
+        self._release_source()
+
+    def _release_source(self) -> None:
+        if self.sources is not None and self.source_key is not None:
+            self.sources.release(self.source_key)
+
+
+def _throttled(reason: str, retry_after: int) -> TooManyAttempts:
+    count("SignInsThrottled")
+    logger.info("sign-in refused", extra={"reason": reason})
+    return TooManyAttempts(retry_after)
+
+
+def _source_key(source_ip: str) -> str:
+    """Kept beside the names' counters (those are bare SHA-256 hex), hashed like them: no raw addresses stored."""
+    return "source:" + hashlib.sha256(source_ip.strip().lower().encode("utf-8")).hexdigest()
 
 
 def _refused(reason: str, username_form: str | None = None) -> InvalidCredentials:
