@@ -392,3 +392,22 @@ def test_zoom_daily_limit_leaves_the_series_rate_limited_and_the_record_failed(
     answer = functions["calendar_stream"].handler({"Records": records}, context(60, "calendar-stream"))
     assert answer == {"batchItemFailures": []}
     assert calendar.item(alice.user_id, event_id)["zoom_status"] == "scheduled" and len(meetings_at(zoom)) == 1
+
+
+def test_a_series_that_loses_its_rule_becomes_a_single_meeting(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    series_event: tuple[str, str, dict[str, Any]],
+) -> None:
+    event_id, meeting_id, _ = series_event
+    zoom.clear_calls()
+    calendar.remove_attributes(alice.user_id, event_id, "recurrence", "exdates")
+    settle(functions, calendar)
+    item = calendar.item(alice.user_id, event_id)
+    meetings = meetings_at(zoom)
+    assert meeting_id not in meetings and len(meetings) == 1
+    single = meetings[item["zoom_meeting_id"]]
+    assert (single["type"], single["start_time"], item["zoom_status"]) == (2, "2099-03-23T08:00:00Z", "scheduled")
+    assert calls(zoom) == [("DELETE", "/meetings/{id}"), ("POST", "/users/me/meetings")]

@@ -391,6 +391,9 @@ class Meetings:
         link = None if claim_first else self.links.get(item.user_id, item.event_id)
         if schedule is None:
             return _kept(link).with_status(FAILED, INVALID_TIMES_SENTENCE), FAILED
+        if link is not None and link.series is not None:
+            self._leave_series(link, deadline)
+            link = None
         if link is not None and link.meeting_id is not None and link.schedule == schedule:
             return _kept(link).with_status(SCHEDULED), "unchanged"
         # Only now, with a Zoom call ahead, do the switch and the connection matter.
@@ -409,6 +412,15 @@ class Meetings:
             return kept.with_status(FAILED, f"Zoom refused to schedule this meeting ({reason})."), FAILED
         fields = ZoomFields(meeting_id=link.meeting_id, join_url=link.join_url, status=SCHEDULED)
         return fields, ("moved" if before is not None and before == link.meeting_id else "created")
+
+    def _leave_series(self, link: MeetingLink, deadline: Deadline) -> None:
+        """An event that was recurring and is single now: the recurring meeting is not its meeting any more
+        (a series' own is deleted; an exception's row is dropped, its series keeps the meeting)."""
+        assert link.series is not None
+        if link.series.get("kind") == "series":
+            self._remove_link(link.user_id, link.event_id, deadline)
+        elif link.meeting_id is not None:
+            self.links.remove(link.user_id, link.event_id, link.meeting_id)
 
     def sweep_candidates(self, user_id: str, now: datetime | None = None) -> list[CalendarItem]:
         """The user's events that wait for a connection and have not ended yet."""
