@@ -147,6 +147,31 @@ def _create_queues(found: LocalResources, template: dict[str, Any]) -> None:
             del pending[logical]
 
 
+def table_request(name: str, props: dict[str, Any], *, encrypted: bool = True) -> dict[str, Any]:
+    """CreateTable's arguments for a resolved AWS::DynamoDB::Table's Properties (TTL is a call of its own).
+
+    `encrypted=False` leaves out the SSE settings, for an AWS that holds none of the template's keys (unit tests).
+    """
+    request: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": props["KeySchema"],
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("StreamSpecification"):
+        request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    if encrypted and props.get("SSESpecification"):
+        sse = props["SSESpecification"]
+        request["SSESpecification"] = {
+            "Enabled": bool(sse.get("SSEEnabled")),
+            "SSEType": sse.get("SSEType", "KMS"),
+            **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if sse.get("KMSMasterKeyId") else {}),
+        }
+    return request
+
+
 def _create_tables(found: LocalResources, template: dict[str, Any]) -> None:
     ddb = found.client("dynamodb")
     resolver = found.resolver
@@ -155,24 +180,7 @@ def _create_tables(found: LocalResources, template: dict[str, Any]) -> None:
         props = resolver.resolve(spec["Properties"])
         name = props.get("TableName") or _physical_name(resolver, logical)
         if name not in existing:
-            request: dict[str, Any] = {
-                "TableName": name,
-                "KeySchema": props["KeySchema"],
-                "AttributeDefinitions": props["AttributeDefinitions"],
-                "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
-            }
-            if props.get("GlobalSecondaryIndexes"):
-                request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-            if props.get("StreamSpecification"):
-                request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
-            if props.get("SSESpecification"):
-                sse = props["SSESpecification"]
-                request["SSESpecification"] = {
-                    "Enabled": bool(sse.get("SSEEnabled")),
-                    "SSEType": sse.get("SSEType", "KMS"),
-                    **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if sse.get("KMSMasterKeyId") else {}),
-                }
-            ddb.create_table(**request)
+            ddb.create_table(**table_request(name, props))
             ttl = props.get("TimeToLiveSpecification")
             if ttl and ttl.get("Enabled"):
                 ddb.update_time_to_live(

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
@@ -20,8 +20,8 @@ from devstack.aws import aws_client
 from devstack.template import ROOT
 from devstack.zoom_emulator import complete_consent
 from tests.e2e.conftest import E2EStack
+from tests.support.waiting import wait_for
 
-T = TypeVar("T")
 FUTURE = {
     "subject": "Quarterly planning",
     "start": "2099-03-29T01:30:00+01:00",
@@ -29,17 +29,6 @@ FUTURE = {
     "time_zone": "Europe/Berlin",
 }  # across Berlin's DST change: one hour, 00:30Z
 CREATE = ("POST", "/v2/users/me/meetings")
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(interval)
 
 
 @dataclass

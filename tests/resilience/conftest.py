@@ -20,8 +20,9 @@ import pytest
 from devstack.aws import LocalResources, stack_environment
 from devstack.stack_process import START_TIMEOUT_S, StackProcess, StackStartError, child_environment, stack_process
 from devstack.zoom_emulator import EmulatorConfig, EmulatorHandle, start_emulator
-from tests.integration.connection.zoom_flow import Person, connect, load_function, new_person
+from tests.integration.connection.zoom_flow import Person, connect, new_person
 from tests.resilience.harness import ApiUser, SecretRegistry, record_issued_secrets, sign_in
+from tests.support.functions import load_function
 
 # The environment as the run began: in-process fixtures patch os.environ (LDAP_URL, ZOOM_* ...) and the stack,
 # started whenever a test first needs it, must not take those as contract section 4 overrides.

@@ -9,7 +9,6 @@ import binascii
 import http.client
 import json
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -334,17 +333,6 @@ def table_is(name_part: str) -> Callable[[dict[str, Any]], bool]:
     return lambda body: name_part in str(body.get("TableName", ""))
 
 
-def wait_for(probe: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(interval)
-
-
 # ---------------------------------------------------------------- handlers in process, with the events AWS builds
 
 
@@ -412,7 +400,7 @@ def invoke_api(
 ) -> Answer:
     """Calls the function API Gateway would call, with the event it would build (HTTP on loopback)."""
     from devstack.events import api_event
-    from tests.integration.connection.zoom_flow import FakeContext
+    from tests.support.lambda_context import FakeLambdaContext
 
     resource, parameters, folder = route_of(method, path)
     event = api_event(
@@ -424,5 +412,5 @@ def invoke_api(
         body=body if isinstance(body, str) or body is None else json.dumps(body),
         authorizer=authorizer,
     )
-    result = functions[folder].handler(event, FakeContext(remaining_ms=int(remaining_s * 1000)))
+    result = functions[folder].handler(event, FakeLambdaContext(remaining_ms=int(remaining_s * 1000)))
     return Answer.of(result)

@@ -21,9 +21,10 @@ import pytest
 
 from devstack.aws import LocalResources
 from devstack.zoom_emulator import EmulatorHandle
-from tests.integration.connection.zoom_flow import FakeContext, Person, authorize_url, new_person
+from tests.integration.connection.zoom_flow import Person, authorize_url, new_person
 from tests.integration.meetings.stream_tap import CalendarTable
 from tests.resilience.harness import Answer, AwsFaultProxy, SecretRegistry, invoke_api, table_is
+from tests.support.lambda_context import FakeLambdaContext
 
 DDB = "DynamoDB_20120810."
 KMS = "TrentService."
@@ -92,7 +93,7 @@ def deliver(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     if records is None:
         records = [r for r in calendar.new_records() if r["dynamodb"]["Keys"]["user_id"]["S"] == user_id]
-    answer = functions["calendar_stream"].handler({"Records": records}, FakeContext(remaining_ms=120_000))
+    answer = functions["calendar_stream"].handler({"Records": records}, FakeLambdaContext(remaining_ms=120_000))
     return [f["itemIdentifier"] for f in answer["batchItemFailures"]], records
 
 

@@ -21,9 +21,10 @@ import pytest
 
 from devstack.aws import LocalResources
 from devstack.zoom_emulator import EmulatorHandle
-from tests.integration.connection.zoom_flow import FakeContext, Person, connect, new_person
+from tests.integration.connection.zoom_flow import Person, connect, new_person
 from tests.integration.meetings.stream_tap import CalendarTable
 from tests.resilience.harness import ApiUser, invoke_api
+from tests.support.lambda_context import FakeLambdaContext
 
 USERS = 8
 EVENTS_PER_USER = 25  # 200 events; each user stays below Zoom's 100 creates and updates a day
@@ -64,7 +65,9 @@ class Deliveries:
         self._lock = threading.Lock()
 
     def __call__(self, batch: list[dict[str, Any]]) -> None:
-        answer = self._handler({"Records": batch}, FakeContext(function_name="calendar-stream", remaining_ms=120_000))
+        answer = self._handler(
+            {"Records": batch}, FakeLambdaContext(function_name="calendar-stream", remaining_ms=120_000)
+        )
         with self._lock:
             self.records += len(batch)
             self.failures += [f["itemIdentifier"] for f in answer["batchItemFailures"]]

@@ -38,8 +38,8 @@ from tests.resilience.harness import (
     log_dump,
     sign_in,
     table_dump,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 EVENT = {"topic": "Private", "start": "2099-09-01T09:00:00Z", "end": "2099-09-01T09:30:00Z"}

@@ -39,8 +39,8 @@ from tests.resilience.harness import (
     SecretRegistry,
     error_code,
     invoke_api,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 CREATE = ("POST", "/v2/users/me/meetings")
 FUTURE = {
@@ -284,11 +284,11 @@ def deliver(
     functions: dict[str, Any], calendar: CalendarTable, user_id: str, records: list[dict[str, Any]] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """This user's new stream records (or `records` again) through the stream function, as one batch."""
-    from tests.integration.connection.zoom_flow import FakeContext
+    from tests.support.lambda_context import FakeLambdaContext
 
     if records is None:
         records = [r for r in calendar.new_records() if r["dynamodb"]["Keys"]["user_id"]["S"] == user_id]
-    answer = functions["calendar_stream"].handler({"Records": records}, FakeContext(remaining_ms=120_000))
+    answer = functions["calendar_stream"].handler({"Records": records}, FakeLambdaContext(remaining_ms=120_000))
     return answer, records
 
 

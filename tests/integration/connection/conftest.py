@@ -13,7 +13,8 @@ import pytest
 
 from devstack.aws import LocalResources, put_secure_parameter
 from devstack.zoom_emulator import EmulatorHandle, start_emulator
-from tests.integration.connection.zoom_flow import KmsCounter, load_function
+from tests.integration.connection.zoom_flow import KmsCounter
+from tests.support.functions import load_function
 
 
 @pytest.fixture(scope="session")

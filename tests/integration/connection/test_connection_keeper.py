@@ -15,7 +15,8 @@ import pytest
 
 from devstack.aws import LocalResources
 from devstack.zoom_emulator import EmulatorHandle
-from tests.integration.connection.zoom_flow import FakeContext, connect, invoke, new_person, token_calls
+from tests.integration.connection.zoom_flow import connect, invoke, new_person, token_calls
+from tests.support.lambda_context import FakeLambdaContext
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,9 @@ def _sealed_generation(user_id: str) -> str:
 
 
 def _run_keeper(keeper_function: Any, remaining_ms: int = LONG_RUN_MS) -> dict[str, Any]:
-    summary: dict[str, Any] = invoke(keeper_function, {"source": "aws.events"}, FakeContext(remaining_ms=remaining_ms))
+    summary: dict[str, Any] = invoke(
+        keeper_function, {"source": "aws.events"}, FakeLambdaContext(remaining_ms=remaining_ms)
+    )
     return summary
 
 

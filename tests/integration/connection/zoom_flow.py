@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,33 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 from devstack.aws import LocalResources
 from devstack.events import api_event, authorizer_context
 from devstack.zoom_emulator import EmulatorHandle, complete_consent
+from tests.support.lambda_context import FakeLambdaContext
 
 ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "any-password"  # the emulator signs in any email with any password
-
-
-@dataclass
-class FakeContext:
-    """The parts of Lambda's context the handlers use."""
-
-    function_name: str = "local-test"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:local-test"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    remaining_ms: int = 20_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-def load_function(name: str) -> Any:
-    """A function's `app` module (every function's file is `app.py`), imported under a name of its own."""
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"connection_test_{name}_app", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -60,8 +36,8 @@ def new_person(name: str = "user") -> Person:
     return Person(str(unique), f"{name}.{unique.hex[:8]}@corp.example")
 
 
-def invoke(function: Any, event: dict[str, Any], context: FakeContext | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = function.handler(event, context or FakeContext())
+def invoke(function: Any, event: dict[str, Any], context: FakeLambdaContext | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = function.handler(event, context or FakeLambdaContext())
     return response
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,15 +75,3 @@ def build_registry(resources: LocalResources, logs_dir: Path) -> FunctionRegistr
     template = resources.resolver.template
     specs = discover_functions(template, resources.template_path.parent, resources.resolver)
     return FunctionRegistry(specs, FunctionLogs(logs_dir))
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll until condition() is truthy; return its value (or fail after timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s")
-        time.sleep(interval)

@@ -13,7 +13,8 @@ from botocore.config import Config
 
 from devstack.aws import aws_client
 from devstack.pollers import scheduled_event
-from tests.integration.devstack.support import FixtureStack, wait_for
+from tests.integration.devstack.support import FixtureStack
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,9 @@ from devstack.directory import DirectoryInfo
 from devstack.events import api_event, token_authorizer_event
 from link_zoom.observability import metrics
 from tests.conftest import reset_process_caches
-from tests.unit.identity.fakes import LambdaContext, load_function, logger_output
+from tests.support.functions import load_function
+from tests.support.lambda_context import FakeLambdaContext
+from tests.unit.identity.fakes import logger_output
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +62,7 @@ class Api:
         self.functions = functions
 
     def call(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
-        response: dict[str, Any] = self.functions[name].handler(event, LambdaContext())
+        response: dict[str, Any] = self.functions[name].handler(event, FakeLambdaContext())
         return response
 
     def sign_in(self, username: str, password: str) -> dict[str, Any]:

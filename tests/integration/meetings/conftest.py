@@ -13,7 +13,9 @@ import pytest
 
 from devstack.aws import LocalResources
 from devstack.zoom_emulator import EmulatorHandle, start_emulator
-from tests.integration.connection.zoom_flow import FakeContext, Person, connect, load_function, new_person
+from tests.integration.connection.zoom_flow import Person, connect, new_person
+from tests.support.functions import load_function
+from tests.support.lambda_context import FakeLambdaContext
 
 pytestmark = pytest.mark.integration
 
@@ -79,8 +81,8 @@ def drain(local_aws: LocalResources, queue: str) -> None:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def context(seconds: float = 20.0, name: str = "local-test") -> FakeContext:
-    return FakeContext(function_name=name, remaining_ms=int(seconds * 1000))
+def context(seconds: float = 20.0, name: str = "local-test") -> FakeLambdaContext:
+    return FakeLambdaContext(function_name=name, remaining_ms=int(seconds * 1000))
 
 
 def body_of(response: dict[str, Any]) -> Any:

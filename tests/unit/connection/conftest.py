@@ -4,20 +4,17 @@ Zoom at the HTTP transport (no sockets): it answers from a queue and remembers e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import requests
-from moto import mock_aws
 from requests.adapters import HTTPAdapter
 
-from devstack.template import Resolver, load_template
 from tests.conftest import reset_process_caches
+from tests.support.aws import REGION, mock_aws_with_tables
 
 TABLES = {
     "CONNECTIONS_TABLE": "ZoomConnectionsTable",
@@ -53,28 +50,11 @@ def zoom_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 @pytest.fixture
 def aws(zoom_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """mock_aws with the connection's tables (as template.yaml defines them), a KMS key and the sweep queue."""
-    env = {**zoom_settings, **{variable: f"unit-{logical}" for variable, logical in TABLES.items()}}
-    template = load_template()
-    resolver = Resolver(template, parameters={}, region="us-east-1")
-    with mock_aws():
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        for variable, logical in TABLES.items():
-            props = resolver.resolve(template["Resources"][logical]["Properties"])
-            indexes = {key: props[key] for key in ("GlobalSecondaryIndexes",) if key in props}
-            ddb.create_table(
-                TableName=env[variable],
-                KeySchema=props["KeySchema"],
-                AttributeDefinitions=props["AttributeDefinitions"],
-                BillingMode="PAY_PER_REQUEST",
-                **indexes,
-            )
-        key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
-        queue = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="unit-sweep")["QueueUrl"]
+    with mock_aws_with_tables(monkeypatch, TABLES, zoom_settings) as env:
+        key_id = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
+        queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName="unit-sweep")["QueueUrl"]
         monkeypatch.setenv("TOKEN_KEY_ID", key_id)
         monkeypatch.setenv("SWEEP_QUEUE_URL", queue)
-        reset_process_caches()
         from link_zoom.adapters import crypto
 
         crypto.forget_cached_keys()
@@ -119,13 +99,3 @@ def zoom_http(monkeypatch: pytest.MonkeyPatch) -> FakeZoomTransport:
     transport = FakeZoomTransport()
     monkeypatch.setattr(zoom_oauth, "_adapter", transport)
     return transport
-
-
-def load_function(name: str) -> Any:
-    """A function's `app` module (every function's file is `app.py`), imported under a name of its own."""
-    path = Path(__file__).resolve().parents[3] / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"connection_unit_{name}_app", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

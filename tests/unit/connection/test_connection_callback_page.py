@@ -7,7 +7,7 @@ import hashlib
 import re
 from typing import Any
 
-from tests.unit.connection.conftest import load_function
+from tests.support.functions import load_function
 
 
 def _headers(response: Any) -> dict[str, str]:

@@ -7,12 +7,10 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from devstack.template import Resolver, load_template
 from link_zoom import composition
 from link_zoom.observability import metrics
-from tests.conftest import reset_process_caches
+from tests.support.aws import REGION, mock_aws_with_tables
 from tests.unit.identity.fakes import (
     ADA,
     BOB,
@@ -60,36 +58,9 @@ def captured_logs() -> Iterator[io.StringIO]:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """In-process AWS (moto) with the identity tables created from template.yaml's own definitions."""
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    env = {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "FEATURE_FLAG_PARAMETER": "/link/zoom/enabled",
-    }
-    env.update({variable: f"unit-{logical}" for variable, logical in TABLES.items()})
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    template = load_template()
-    resolver = Resolver(template, parameters={}, region="us-east-1")
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        for variable, logical in TABLES.items():
-            props = resolver.resolve(template["Resources"][logical]["Properties"])
-            ddb.create_table(
-                TableName=env[variable],
-                KeySchema=props["KeySchema"],
-                AttributeDefinitions=props["AttributeDefinitions"],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        boto3.client("ssm", region_name="us-east-1").put_parameter(
-            Name="/link/zoom/enabled", Value="false", Type="String"
-        )
-        reset_process_caches()
+    with mock_aws_with_tables(monkeypatch, TABLES, {"FEATURE_FLAG_PARAMETER": "/link/zoom/enabled"}) as env:
+        boto3.client("ssm", region_name=REGION).put_parameter(Name="/link/zoom/enabled", Value="false", Type="String")
         yield env
-    reset_process_caches()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import logging
 from collections.abc import Iterator
@@ -99,25 +98,6 @@ _ports: tuple[Directory, SessionStore, AttemptCounter] = (
 
 ADA = DirectoryUser("6cf7068e-7348-4e94-ad7b-9cf9002b11f5", "ada", "Ada Admin", True)
 BOB = DirectoryUser("b6401320-29fc-4623-b990-0c01ae6bc694", "bob", "Bob User", False)
-
-
-def load_function(name: str) -> Any:
-    """A function's `app` module (each lives in its own CodeUri as `app.py`), freshly imported."""
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"identity_test_{name}_app", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class LambdaContext:
-    """The few context fields powertools' logger reads."""
-
-    function_name = "identity-test"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:identity-test"
-    aws_request_id = "identity-test-request"
 
 
 class FakeConnection:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from devstack.events import api_event
-from tests.unit.identity.fakes import LambdaContext, load_function
+from tests.support.functions import load_function
+from tests.support.lambda_context import FakeLambdaContext
 
 
 class Names(HTMLParser):
@@ -41,7 +42,7 @@ class Names(HTMLParser):
 
 @pytest.fixture(scope="module")
 def page() -> dict[str, Any]:
-    return load_function("account").handler(api_event("GET", "/account"), LambdaContext())
+    return load_function("account").handler(api_event("GET", "/account"), FakeLambdaContext())
 
 
 def test_the_page_is_html_with_a_strict_policy(page: dict[str, Any]) -> None:

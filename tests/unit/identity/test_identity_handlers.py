@@ -18,7 +18,9 @@ from devstack.events import api_event, token_authorizer_event
 from link_zoom import composition
 from link_zoom.adapters import preferences_store
 from link_zoom.domain import identity
-from tests.unit.identity.fakes import FakeConnection, FakeDirectory, LambdaContext, load_function
+from tests.support.functions import load_function
+from tests.support.lambda_context import FakeLambdaContext
+from tests.unit.identity.fakes import FakeConnection, FakeDirectory
 
 # A request refused before any metric is counted (a 400) makes powertools warn that it has nothing to publish.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -32,7 +34,7 @@ def functions(aws: dict[str, str], directory: FakeDirectory) -> Iterator[dict[st
 
 
 def call(functions: dict[str, Any], name: str, event: dict[str, Any]) -> dict[str, Any]:
-    return functions[name].handler(event, LambdaContext())
+    return functions[name].handler(event, FakeLambdaContext())
 
 
 def body(response: dict[str, Any]) -> Any:

@@ -23,19 +23,12 @@ from link_zoom.deadline import Deadline
 from link_zoom.domain import calendar_events, stream_replay
 from link_zoom.edge import batches
 from link_zoom.errors import ZoomUnavailable
+from tests.support.lambda_context import FakeLambdaContext
 from tests.unit.meetings.fakes import OTHER_USER, USER, World, build_world, image, stream_record
 
+CONTEXT = FakeLambdaContext(function_name="unit", aws_request_id="req-1", remaining_ms=60_000)
+
 EVENT = {"subject": "Planning", "start": "2099-03-01T10:00:00+01:00", "end": "2099-03-01T11:00:00+01:00", "zoom": True}
-
-
-class Context:
-    function_name = "unit"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:unit"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 @pytest.fixture
@@ -56,21 +49,21 @@ def test_a_stream_batch_reports_the_failed_record_and_the_later_records_of_its_e
     later_a = dict(world.calendar.items[(USER, "a")])
     records.append(stream_record("MODIFY", records[0]["dynamodb"]["NewImage"], {**later_a, "subject": {"S": "x"}}, 3))
     world.zoom.fail_next("create", ZoomUnavailable())
-    answer = batches.handle_stream_batch({"Records": records}, Context(), composition.meetings)
+    answer = batches.handle_stream_batch({"Records": records}, CONTEXT, composition.meetings)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "3"}]}
     assert world.zoom.count("create") == 1
 
 
 def test_a_clean_batch_reports_no_failures(world: World) -> None:
-    answer = batches.handle_stream_batch({"Records": [insert(world, "a", 1)]}, Context(), composition.meetings)
+    answer = batches.handle_stream_batch({"Records": [insert(world, "a", 1)]}, CONTEXT, composition.meetings)
     assert answer == {"batchItemFailures": []}
 
 
 def test_the_stream_handler_module_is_thin_and_works(world: World) -> None:
-    from tests.unit.meetings.test_meetings_handlers import load
+    from tests.support.functions import load_function
 
-    handler = load("calendar_stream").handler
-    assert handler({"Records": [insert(world, "a", 1)]}, Context()) == {"batchItemFailures": []}
+    handler = load_function("calendar_stream").handler
+    assert handler({"Records": [insert(world, "a", 1)]}, CONTEXT) == {"batchItemFailures": []}
     assert len(world.zoom) == 1
 
 
@@ -89,14 +82,14 @@ def sqs_record(body: str, message_id: str = "m1") -> dict[str, Any]:
 
 
 def test_the_sweep_handler_gives_waiting_events_their_meetings(world: World) -> None:
-    from tests.unit.meetings.test_meetings_handlers import load
+    from tests.support.functions import load_function
 
     calendar_events.process_records([insert(world, "a", 1, OTHER_USER)], Deadline(10), lambda: world.meetings)
     assert world.calendar.zoom_of(OTHER_USER, "a").status == "authorization_required"
     world.connection.connected.add(OTHER_USER)
-    handler = load("connect_sweep").handler
+    handler = load_function("connect_sweep").handler
     event = {"Records": [sqs_record(json.dumps({"user_id": OTHER_USER})), sqs_record("garbage", "m2")]}
-    assert handler(event, Context()) == {"batchItemFailures": []}
+    assert handler(event, CONTEXT) == {"batchItemFailures": []}
     assert world.calendar.zoom_of(OTHER_USER, "a").status == "scheduled"
 
 
@@ -107,7 +100,7 @@ def test_a_failing_sweep_is_reported_for_retry(world: World) -> None:
     event = {
         "Records": [sqs_record(json.dumps({"user_id": OTHER_USER})), sqs_record(json.dumps({"user_id": USER}), "m2")]
     }
-    answer = batches.handle_sweep_batch(event, Context(), composition.meetings)
+    answer = batches.handle_sweep_batch(event, CONTEXT, composition.meetings)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
 
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,32 +15,11 @@ from link_zoom.adapters.idempotency_store import IdempotencyStore
 from link_zoom.config import get_settings
 from link_zoom.domain.meetings import IDEMPOTENCY_EXPIRY_S
 from link_zoom.errors import ZoomRateLimited, ZoomUnavailable
+from tests.support.functions import load_function
+from tests.support.lambda_context import FakeLambdaContext
 from tests.unit.meetings.fakes import OTHER_USER, USER, World, build_world
 
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"meetings_unit_{name}_app", ROOT / "functions" / name / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-APP = load("meetings")
-
-
-class Context:
-    function_name = "unit-meetings"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:unit-meetings"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 20_000
+APP = load_function("meetings")
 
 
 class FakeConsent:
@@ -90,7 +66,7 @@ def call(
         authorizer=authorizer_context(user, "ada", False),
         path_parameters={"event_id": path.split("/")[3]} if resource else None,
     )
-    response = APP.handler(event, Context())
+    response = APP.handler(event, FakeLambdaContext(function_name="unit-meetings"))
     text = response.get("body") or ""
     headers = {
         **(response.get("headers") or {}),
