@@ -10,9 +10,7 @@ queue pollers, writes `<state-dir>/stack.json` and prints the URLs and demo user
 `<state-dir>/logs/` (stack.log, access.log, one <Function>.log per function), not to the terminal.
 Ctrl-C (or SIGTERM) stops what this process started, and only that.
 
-Every variable of contract section 4 set in the environment replaces the part it names: LDAP_URL → no
-demo directory; ZOOM_OAUTH_BASE_URL and ZOOM_API_BASE_URL → no emulator; ZOOM_CLIENT_ID/SECRET/
-WEBHOOK_SECRET → those credentials; the others reach the functions as they are.
+Every overridable setting (devstack.settings.OVERRIDABLE) set in the environment replaces the part it names.
 """
 
 from __future__ import annotations
@@ -46,6 +44,7 @@ from devstack.functions import FunctionLogs, FunctionRegistry, Invocation, Route
 from devstack.gateway import Gateway, RunningServer, serve_api, serve_invoke_api
 from devstack.iam import create_function_principals, function_credentials, set_enforcement
 from devstack.pollers import Pollers, RetryPolicy, build_pollers, scheduled_event
+from devstack.settings import LOCAL_ZOOM, overrides_from
 from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template
 
 if TYPE_CHECKING:
@@ -54,26 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("devstack.run")
 
 HOST = "127.0.0.1"
-# Contract section 4: set in the caller's environment, each replaces the embedded part it names.
-SECTION_4 = (
-    "ZOOM_OAUTH_BASE_URL",
-    "ZOOM_API_BASE_URL",
-    "ZOOM_CLIENT_ID",
-    "ZOOM_CLIENT_SECRET",
-    "ZOOM_WEBHOOK_SECRET",
-    "LDAP_URL",
-    "LDAP_BASE_DN",
-    "LDAP_ADMIN_GROUP_DN",
-    "LDAP_CA_FILE",
-    "ZOOM_REDIRECT_URL",
-    "FEATURE_FLAG_PARAMETER",
-)
-# The emulator's defaults (devstack.zoom_emulator.EmulatorConfig), used when the caller sets none.
-LOCAL_ZOOM_CREDENTIALS = {
-    "ZOOM_CLIENT_ID": "link-local-client",
-    "ZOOM_CLIENT_SECRET": "link-local-secret",
-    "ZOOM_WEBHOOK_SECRET": "link-local-webhook-secret",
-}
 # AWS shard iterators expire after 15 minutes; moto keeps every one it hands out (one per poll).
 SHARD_ITERATORS_KEPT = 1000
 
@@ -168,7 +147,7 @@ def start_stack(options: StackOptions) -> StackHandle:
     state_dir = options.state_dir.resolve()
     logs_dir = state_dir / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
-    overrides = {k: options.environ[k] for k in SECTION_4 if options.environ.get(k)}
+    overrides = overrides_from(options.environ)
     template = load_template(options.template_path)
     closer = contextlib.ExitStack()
     try:
@@ -207,7 +186,7 @@ def _start_rest(
     closer: contextlib.ExitStack,
 ) -> StackHandle:
     host = options.host
-    credentials = {k: overrides.get(k, v) for k, v in LOCAL_ZOOM_CREDENTIALS.items()}
+    credentials = {k: overrides.get(k, v) for k, v in LOCAL_ZOOM.env().items()}
     settings: dict[str, str] = {"ZOOM_CLIENT_ID": credentials["ZOOM_CLIENT_ID"]}
     emulator_url = None
     if not ("ZOOM_OAUTH_BASE_URL" in overrides and "ZOOM_API_BASE_URL" in overrides):

@@ -19,14 +19,15 @@ from devstack.aws import (
     stack_environment,
     start_moto_server,
 )
+from devstack.settings import LOCAL_ZOOM
 
 if TYPE_CHECKING:
     from devstack.directory import DirectoryInfo
 
-# The Zoom emulator's defaults (devstack.zoom_emulator.EmulatorConfig); tests that start an emulator use them.
-ZOOM_CLIENT_ID = "link-local-client"
-ZOOM_CLIENT_SECRET = "link-local-secret"
-ZOOM_WEBHOOK_SECRET = "link-local-webhook-secret"
+# The local Zoom app (the emulator's default); tests that start an emulator use it.
+ZOOM_CLIENT_ID = LOCAL_ZOOM.client_id
+ZOOM_CLIENT_SECRET = LOCAL_ZOOM.client_secret
+ZOOM_WEBHOOK_SECRET = LOCAL_ZOOM.webhook_secret
 
 
 def reset_process_caches() -> None:

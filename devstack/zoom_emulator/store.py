@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from devstack.settings import LOCAL_ZOOM
+
 from .errors import ApiError, OAuthError, invalid_access_token, invalid_field, meeting_not_found
 from .meetings import USER_TIMEZONE, Meeting, MeetingChanges, meeting_listed, parse_start_time
 from .recurrence import Occurrence, invalid_occurrence
@@ -31,9 +33,9 @@ FAULT_METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE", "*"})
 
 @dataclass
 class EmulatorConfig:
-    client_id: str = "link-local-client"
-    client_secret: str = "link-local-secret"
-    webhook_secret: str = "link-local-webhook-secret"
+    client_id: str = LOCAL_ZOOM.client_id
+    client_secret: str = LOCAL_ZOOM.client_secret
+    webhook_secret: str = LOCAL_ZOOM.webhook_secret
     # Allowed redirect URIs, matched exactly; empty allows any http://127.0.0.1 or http://localhost URL.
     redirect_uris: list[str] = field(default_factory=list)
     access_token_ttl: int = 3599

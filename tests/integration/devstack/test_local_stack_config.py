@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from devstack.aws import LocalResources, aws_client, function_environment
-from devstack.run import SECTION_4, template_parameters
+from devstack.run import template_parameters
+from devstack.settings import OVERRIDABLE
 from devstack.template import Resolver, load_template
 from tests.integration.devstack.support import start_stack_process
 
@@ -66,12 +67,12 @@ def test_section_4_variables_replace_the_directory_the_emulator_and_the_credenti
 
 def test_every_section_4_setting_reaches_the_functions_through_its_template_parameter() -> None:
     template = load_template()
-    settings = {name: f"value-of-{name}" for name in SECTION_4}
+    settings = {name: f"value-of-{name}" for name in OVERRIDABLE}
     parameters = template_parameters(template, settings)
     resources = LocalResources(endpoint_url="http://127.0.0.1:1", resolver=Resolver(template, parameters=parameters))
 
     env = function_environment(resources, "MeetingsFunction")
     secrets = {"ZOOM_CLIENT_SECRET", "ZOOM_WEBHOOK_SECRET"}  # SSM SecureStrings, never plain environment
-    for name in set(SECTION_4) - secrets:
+    for name in set(OVERRIDABLE) - secrets:
         assert env[name] == f"value-of-{name}", name
     assert not secrets & set(env)

@@ -22,6 +22,7 @@ import pytest
 import requests
 from requests_oauthlib import OAuth2Session
 
+from devstack.settings import LOCAL_ZOOM
 from devstack.zoom_emulator import (
     ConsentError,
     EmulatorConfig,
@@ -34,9 +35,9 @@ from devstack.zoom_emulator import (
 
 pytestmark = pytest.mark.integration
 
-CLIENT_ID = "link-local-client"
-CLIENT_SECRET = "link-local-secret"
-WEBHOOK_SECRET = "link-local-webhook-secret"
+CLIENT_ID = LOCAL_ZOOM.client_id
+CLIENT_SECRET = LOCAL_ZOOM.client_secret
+WEBHOOK_SECRET = LOCAL_ZOOM.webhook_secret
 REDIRECT_URI = "http://127.0.0.1:3000/v1/zoom/callback"
 ALICE = "alice.smith@corp.example"
 BOB = "bob@corp.example"

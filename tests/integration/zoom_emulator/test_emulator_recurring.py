@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from test_emulator import Receiver, api, connect, control  # the sibling module's helpers
 
+from devstack.settings import LOCAL_ZOOM
 from devstack.zoom_emulator import EmulatorConfig, EmulatorHandle, start_emulator
 
 pytestmark = pytest.mark.integration
 
-WEBHOOK_SECRET = "link-local-webhook-secret"
+WEBHOOK_SECRET = LOCAL_ZOOM.webhook_secret
 
 
 @pytest.fixture(scope="module")
