@@ -101,44 +101,57 @@ class Resolver:
         return {k: self.resolve(v) for k, v in value.items()}
 
     def _function(self, name: str, arg: Any) -> Any:
-        if name == "GetAtt":
-            logical, attribute = arg
-            return self.attributes.get((logical, attribute), f"{logical}.{attribute}")
-        if name == "Sub":
-            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+        intrinsic = getattr(self, f"_fn_{name.lower()}", None)
+        if intrinsic is None:
+            raise ValueError(f"unsupported intrinsic Fn::{name}")
+        return intrinsic(arg)
 
-            def substitute(match: re.Match[str]) -> str:
-                key = match.group(1)
-                if key in extra:
-                    return str(extra[key])
-                if "." in key:
-                    logical, attribute = key.split(".", 1)
-                    return str(self.attributes.get((logical, attribute), key))
-                return str(self.ref(key))
+    def _fn_getatt(self, arg: Any) -> Any:
+        logical, attribute = arg
+        return self.attributes.get((logical, attribute), f"{logical}.{attribute}")
 
-            return re.sub(r"\$\{([^}!]+)\}", substitute, text)
-        if name == "If":
-            condition, when_true, when_false = arg
-            return self.resolve(when_true if self.condition(condition) else when_false)
-        if name == "Not":
-            return not self.resolve(arg[0])
-        if name == "Equals":
-            left, right = self.resolve(arg)
-            return left == right
-        if name == "And":
-            return all(self.resolve(arg))
-        if name == "Or":
-            return any(self.resolve(arg))
-        if name == "Join":
-            separator, items = arg
-            return separator.join(str(i) for i in self.resolve(items))
-        if name == "Split":
-            separator, text = arg
-            return str(self.resolve(text)).split(separator)
-        if name == "Select":
-            index, items = arg
-            return self.resolve(items)[int(self.resolve(index))]
-        raise ValueError(f"unsupported intrinsic Fn::{name}")
+    def _fn_sub(self, arg: Any) -> str:
+        text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+        def substitute(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key in extra:
+                return str(extra[key])
+            if "." in key:
+                logical, attribute = key.split(".", 1)
+                return str(self.attributes.get((logical, attribute), key))
+            return str(self.ref(key))
+
+        return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+
+    def _fn_if(self, arg: Any) -> Any:
+        condition, when_true, when_false = arg
+        return self.resolve(when_true if self.condition(condition) else when_false)
+
+    def _fn_not(self, arg: Any) -> bool:
+        return not self.resolve(arg[0])
+
+    def _fn_equals(self, arg: Any) -> bool:
+        left, right = self.resolve(arg)
+        return bool(left == right)
+
+    def _fn_and(self, arg: Any) -> bool:
+        return all(self.resolve(arg))
+
+    def _fn_or(self, arg: Any) -> bool:
+        return any(self.resolve(arg))
+
+    def _fn_join(self, arg: Any) -> str:
+        separator, items = arg
+        return str(separator).join(str(i) for i in self.resolve(items))
+
+    def _fn_split(self, arg: Any) -> list[str]:
+        separator, text = arg
+        return str(self.resolve(text)).split(separator)
+
+    def _fn_select(self, arg: Any) -> Any:
+        index, items = arg
+        return self.resolve(items)[int(self.resolve(index))]
 
 
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

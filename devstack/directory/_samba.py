@@ -611,45 +611,54 @@ def start_or_reuse(state_dir: Path = DEFAULT_STATE_DIR, install: bool = True) ->
         info = _reuse(layout)  # someone else may have started it while we waited for the lock
         if info is not None:
             return info, False
-        samba, tool = _ensure_packages(layout, install)
-        secret, new_secrets = _load_or_create_secrets(layout)
-        if new_secrets:  # a database made with other (lost) passwords is of no use: provision afresh
-            layout.provisioned.unlink(missing_ok=True)
-        running = _find_our_sambas(layout)
-        if not running and not _our_processes(layout):
-            _check_ports_free()  # fail before a provision we could not serve anyway
-        if not layout.provisioned.exists():
-            for pid in running:
-                _terminate(pid, layout)
-            running = []
-            _provision(layout, tool, secret)
-        tls, tls_changed = ensure_tls(layout.tls_dir)
-        conf_changed = _configure_tls(layout, tls)
-        info = _build_info(layout, secret)
-        # A samba of ours whose pid file is stale or missing (say, a previous run was killed): give it a
-        # moment in case it is still starting, then adopt it, unless its TLS settings just changed.
-        if running and not (tls_changed or conf_changed) and _wait_ready(layout, secret, 10.0, None):
-            layout.pid.write_text(f"{running[0]}\n")
-            _write_info(layout, info)
-            return info, False
+        return _set_up_and_start(layout, install)
+
+
+def _set_up_and_start(layout: _Layout, install: bool) -> tuple[DirectoryInfo, bool]:
+    """Under the lock: install and provision as needed, then adopt a samba of ours that still runs, or start one."""
+    samba, tool = _ensure_packages(layout, install)
+    secret, new_secrets = _load_or_create_secrets(layout)
+    if new_secrets:  # a database made with other (lost) passwords is of no use: provision afresh
+        layout.provisioned.unlink(missing_ok=True)
+    running = _find_our_sambas(layout)
+    if not running and not _our_processes(layout):
+        _check_ports_free()  # fail before a provision we could not serve anyway
+    if not layout.provisioned.exists():
         for pid in running:
             _terminate(pid, layout)
-        _kill_leftovers(layout)
-        _check_ports_free()
-        proc = _start(layout, samba)
-        try:
-            ready = _wait_ready(layout, secret, START_TIMEOUT, proc)
-        except BaseException:  # including Ctrl-C: don't leave a half-started samba holding the ports
-            _terminate(proc.pid, layout)
-            raise
-        if not ready:
-            _terminate(proc.pid, layout)
-            raise DirectoryError(
-                f"samba did not answer LDAPS on {HOST}:{LDAPS_PORT} within {START_TIMEOUT:.0f} s; "
-                f"last lines of {layout.log}:\n{_log_tail(layout.log)}"
-            )
+        running = []
+        _provision(layout, tool, secret)
+    tls, tls_changed = ensure_tls(layout.tls_dir)
+    conf_changed = _configure_tls(layout, tls)
+    info = _build_info(layout, secret)
+    # A samba of ours whose pid file is stale or missing (say, a previous run was killed): give it a
+    # moment in case it is still starting, then adopt it, unless its TLS settings just changed.
+    if running and not (tls_changed or conf_changed) and _wait_ready(layout, secret, 10.0, None):
+        layout.pid.write_text(f"{running[0]}\n")
         _write_info(layout, info)
-        return info, True
+        return info, False
+    for pid in running:
+        _terminate(pid, layout)
+    _kill_leftovers(layout)
+    _check_ports_free()
+    _start_and_wait(layout, samba, secret)
+    _write_info(layout, info)
+    return info, True
+
+
+def _start_and_wait(layout: _Layout, samba: str, secret: dict[str, Any]) -> None:
+    proc = _start(layout, samba)
+    try:
+        ready = _wait_ready(layout, secret, START_TIMEOUT, proc)
+    except BaseException:  # including Ctrl-C: don't leave a half-started samba holding the ports
+        _terminate(proc.pid, layout)
+        raise
+    if not ready:
+        _terminate(proc.pid, layout)
+        raise DirectoryError(
+            f"samba did not answer LDAPS on {HOST}:{LDAPS_PORT} within {START_TIMEOUT:.0f} s; "
+            f"last lines of {layout.log}:\n{_log_tail(layout.log)}"
+        )
 
 
 def ensure_directory(state_dir: Path = DEFAULT_STATE_DIR, install: bool = True) -> DirectoryInfo:
