@@ -251,11 +251,16 @@ class Store:
             return self._issue_tokens(grant)
 
     def revoke(self, client_id: str, token: str) -> None:
-        """Ends the grant the token (access or refresh) belongs to; an unknown token is a no-op (RFC 7009)."""
+        """Ends the grant of a live access token, the one token Zoom documents for /oauth/revoke.
+
+        Strict where Zoom's documentation says nothing more: a refresh token, an expired or unknown access token
+        or another app's token is 400 `Invalid Token!` and ends nothing (so a client must refresh first).
+        """
         with self._lock:
-            grant = self._by_access.get(token) or self._by_refresh.get(token)
-            if grant is not None and grant.client_id == client_id:
-                self._revoke(grant)
+            grant = self._by_access.get(token)
+            if grant is None or grant.client_id != client_id or grant.access_tokens[token] <= self.now():
+                raise OAuthError(400, "invalid_request", "Invalid Token!")
+            self._revoke(grant)
 
     def authenticate(self, access_token: str) -> User:
         with self._lock:

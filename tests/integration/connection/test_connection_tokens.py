@@ -328,6 +328,24 @@ def test_disconnect_revokes_at_zoom_and_removes_the_connection_everywhere(zoom: 
     assert composition.connection().disconnect(alice.user_id) is False
 
 
+def test_disconnect_with_an_expired_access_token_refreshes_then_revokes_with_the_new_one(
+    zoom: EmulatorHandle, alice: Person, local_aws: LocalResources
+) -> None:
+    from link_zoom import composition
+
+    tokens = _stored_tokens(alice.user_id)
+    zoom.state.expire_access_tokens(alice.email)
+    _expire_our_copy(local_aws, alice.user_id)
+
+    assert composition.connection().disconnect(alice.user_id) is True
+
+    oauth = [(c["method"], c["path"], c["status"]) for c in zoom.calls if c["path"].startswith("/oauth/")]
+    assert oauth[-2:] == [("POST", "/oauth/token", 200), ("POST", "/oauth/revoke", 200)]
+    with pytest.raises(Exception, match="Invalid Token"):
+        zoom.state.refresh(zoom.config.client_id, tokens["refresh_token"])  # rotated by the refresh, then revoked
+    assert zoom.state.deauthorize(alice.email) == 0  # no grant of alice's is left at Zoom
+
+
 def test_disconnect_works_when_zoom_is_down(zoom: EmulatorHandle, alice: Person) -> None:
     from link_zoom import composition
 

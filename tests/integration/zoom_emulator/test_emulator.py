@@ -388,11 +388,13 @@ def test_a_new_consent_ends_the_previous_grant(emu: EmulatorHandle) -> None:
     assert api(emu, "GET", "/users/me", new["access_token"]).status_code == 200
 
 
-@pytest.mark.parametrize("which", ["access_token", "refresh_token"])
-def test_revoke_ends_the_grant(emu: EmulatorHandle, which: str) -> None:
+def test_revoke_with_the_access_token_ends_the_grant(emu: EmulatorHandle) -> None:
     tokens = connect(emu)
     answer = requests.post(
-        f"{emu.oauth_base_url}/oauth/revoke", data={"token": tokens[which]}, auth=(CLIENT_ID, CLIENT_SECRET), timeout=5
+        f"{emu.oauth_base_url}/oauth/revoke",
+        data={"token": tokens["access_token"]},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+        timeout=5,
     )
     assert answer.status_code == 200 and answer.json() == {"status": "success"}
     assert api(emu, "GET", "/users/me", tokens["access_token"]).json() == {
@@ -400,6 +402,19 @@ def test_revoke_ends_the_grant(emu: EmulatorHandle, which: str) -> None:
         "message": "Invalid access token.",
     }
     assert refresh(emu, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("which", ["refresh_token", "expired access token", "unknown"])
+def test_revoke_takes_only_a_live_access_token_as_zoom_documents(emu: EmulatorHandle, which: str) -> None:
+    tokens = connect(emu)
+    token = {"refresh_token": tokens["refresh_token"], "unknown": "not-a-token"}.get(which, tokens["access_token"])
+    if which == "expired access token":
+        emu.state.expire_access_tokens(api(emu, "GET", "/users/me", token).json()["email"])
+    answer = requests.post(
+        f"{emu.oauth_base_url}/oauth/revoke", data={"token": token}, auth=(CLIENT_ID, CLIENT_SECRET), timeout=5
+    )
+    assert (answer.status_code, answer.json()) == (400, {"reason": "Invalid Token!", "error": "invalid_request"})
+    assert refresh(emu, tokens["refresh_token"]).status_code == 200  # the grant lives on
 
 
 def test_revoke_needs_client_authentication(emu: EmulatorHandle) -> None:

@@ -138,7 +138,8 @@ def test_a_connection_that_cannot_be_stored_is_revoked_and_left_behind_by_nothin
         composition.connection().complete_authorization(state, "the-code", None)
 
     revoke = zoom_http.sent[-1]
-    assert (revoke.url or "").endswith("/oauth/revoke") and "eyJrefresh" in str(revoke.body)
+    # Zoom documents revoke with the access token
+    assert (revoke.url or "").endswith("/oauth/revoke") and "token=eyJaccess" in str(revoke.body)
     assert composition.connection().connection_status(USER).connected is False
     assert boto3.client("dynamodb").scan(TableName=aws["CONNECTIONS_TABLE"])["Items"] == []
     assert "eyJaccess" not in caplog.text and "eyJrefresh" not in caplog.text

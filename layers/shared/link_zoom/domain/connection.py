@@ -313,13 +313,13 @@ class Connection:
         try:
             zoom_user = self.zoom_oauth.current_user(tokens.access_token)
         except (ZoomTokenRejected, ZoomUnavailable) as exc:
-            self._revoke_quietly(tokens.refresh_token)  # not stored, so it must not stay alive at Zoom
+            self._revoke_quietly(tokens.access_token)  # not stored, so it must not stay alive at Zoom
             raise ZoomUnavailable() from exc
         try:
             return self._store_new_connection(pending.user_id, zoom_user.id, zoom_user.account_id, tokens)
         except Exception as exc:  # KMS or DynamoDB: nothing of the error names a token (the tokens' repr hides them)
             logger.exception("could not store the new Zoom connection", extra={"user_id": pending.user_id})
-            self._revoke_quietly(tokens.refresh_token)  # not stored, so it must not stay alive at Zoom
+            self._revoke_quietly(tokens.access_token)  # not stored, so it must not stay alive at Zoom
             raise ConnectionNotStored() from exc
 
     def _store_new_connection(
@@ -361,18 +361,34 @@ class Connection:
         """Revokes at Zoom (best effort), deletes the connection and its preference row; False if there was nothing."""
         record = self.store.get(user_id)
         if record is not None:
-            try:
-                self._revoke_quietly(self._unseal(record).refresh_token)
-            except SealBroken:
-                logger.warning(
-                    "stored Zoom tokens do not decrypt; deleting without revoking", extra={"user_id": user_id}
-                )
+            self._revoke_at_zoom(record)
         removed = record is not None and self.store.delete(user_id)
         had_row = self.preferences.delete_preference(user_id, *PREFERENCE)
         if removed:
             count("ZoomDisconnected")
             logger.info("Zoom disconnected", extra={"user_id": user_id})
         return removed or had_row
+
+    def _revoke_at_zoom(self, record: ConnectionRecord) -> None:
+        """Best effort, as Zoom documents revoke: with the access token, refreshed first when it has expired."""
+        try:
+            tokens = self._unseal(record)
+        except SealBroken:
+            logger.warning(
+                "stored Zoom tokens do not decrypt; deleting without revoking", extra={"user_id": record.user_id}
+            )
+            return
+        access_token = tokens.access_token
+        if _access_expiring(record):
+            try:
+                # Not stored: the connection is deleted next, and these tokens die with the revoke.
+                access_token = self.zoom_oauth.refresh(tokens.refresh_token).access_token
+            except ZoomGrantRevoked:
+                return  # the grant is already gone at Zoom: nothing left to revoke
+            except (ZoomUnavailable, ZoomRateLimited):
+                logger.warning("could not refresh the Zoom token to revoke it", extra={"user_id": record.user_id})
+                return
+        self._revoke_quietly(access_token)
 
     def forget_zoom_user(self, zoom_user_id: str, deauthorized_at: datetime) -> int:
         """Zoom's `app_deauthorized`: deletes the connections to that Zoom user consented at or before
@@ -472,7 +488,7 @@ class Connection:
             raise
         if not written:
             # Disconnected or connected anew while we refreshed: these tokens must not outlive that.
-            self._revoke_quietly(answer.refresh_token)
+            self._revoke_quietly(answer.access_token)
             return None
         count("ZoomRefreshes")
         return _Tokens(answer.access_token, answer.refresh_token, generation)
@@ -566,10 +582,11 @@ class Connection:
         count("ZoomDisconnected")
         return True
 
-    def _revoke_quietly(self, refresh_token: str) -> None:
-        """Best effort: Zoom being down must not keep a user from disconnecting (the adapter logs and counts it)."""
+    def _revoke_quietly(self, access_token: str) -> None:
+        """Best effort: Zoom being down must not keep a user from disconnecting (the adapter logs and counts it).
+        Zoom documents revoke with the access token; its grant (refresh token included) ends with it."""
         try:
-            self.zoom_oauth.revoke(refresh_token)
+            self.zoom_oauth.revoke(access_token)
         except ZoomUnavailable:
             logger.warning("could not revoke a Zoom token")
 
