@@ -411,3 +411,60 @@ def test_a_series_that_loses_its_rule_becomes_a_single_meeting(
     single = meetings[item["zoom_meeting_id"]]
     assert (single["type"], single["start_time"], item["zoom_status"]) == (2, "2099-03-23T08:00:00Z", "scheduled")
     assert calls(zoom) == [("DELETE", "/meetings/{id}"), ("POST", "/users/me/meetings")]
+
+
+def test_occurrences_that_differ_from_the_rule_are_logged_and_counted(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Zoom makes the meeting, but its answer lists the occurrences a day late (as a Zoom that read the rule
+    # differently would): the service keeps Zoom's ids and says so.
+    answer = {
+        "id": 99999999901,
+        "join_url": "https://zoom.example/j/99999999901",
+        "occurrences": [
+            {"occurrence_id": str(4077072000000 + n * 86400000), "start_time": start, "duration": 30}
+            for n, start in enumerate(["2099-03-24T08:00:00Z", "2099-03-26T08:00:00Z"])
+        ],
+    }
+    zoom.state.add_fault(
+        method="POST", path="/v2/users/me/meetings", status=201, body=json.dumps(answer), after_handling=True
+    )
+    event_id = f"series-{uuid.uuid4()}"
+    calendar.put(alice.user_id, event_id, **{**SERIES, "recurrence": "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=2"}, zoom=True)
+    capsys.readouterr()
+    settle(functions, calendar)
+    output = capsys.readouterr().out
+    assert any(record.getMessage() == "Zoom's occurrences differ from the rule's" for record in caplog.records)
+    assert '"SeriesOccurrenceMismatch":[1.0]' in output.replace(" ", "")
+    assert calendar.item(alice.user_id, event_id)["zoom_meeting_id"] == "99999999901"
+
+
+def test_a_series_without_fixed_times_links_exceptions_and_exdates_without_calls(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable
+) -> None:
+    event_id = f"series-{uuid.uuid4()}"
+    calendar.put(alice.user_id, event_id, **{**SERIES, "recurrence": "FREQ=WEEKLY;BYDAY=MO,WE"}, zoom=True)
+    settle(functions, calendar)
+    series = calendar.item(alice.user_id, event_id)
+    zoom.clear_calls()
+    calendar.update(alice.user_id, event_id, exdates={SECOND})
+    calendar.put(
+        alice.user_id,
+        f"{event_id}-exc",
+        start="2099-03-30T15:00:00+02:00",
+        end="2099-03-30T15:30:00+02:00",
+        series_id=event_id,
+        recurrence_id=THIRD,
+    )
+    settle(functions, calendar)
+    assert calls(zoom) == []
+    exception = calendar.item(alice.user_id, f"{event_id}-exc")
+    assert (exception["zoom_meeting_id"], exception["zoom_join_url"]) == (
+        series["zoom_meeting_id"],
+        series["zoom_join_url"],
+    )
