@@ -19,6 +19,7 @@ from link_zoom.api import (
 )
 from link_zoom.deadline import Deadline
 from link_zoom.domain import meetings
+from link_zoom.edge import meeting_requests
 from link_zoom.errors import BadRequest, NotFound, ZoomAuthorizationRequired
 from link_zoom.observability import logger, metrics
 
@@ -49,8 +50,8 @@ def _unroutable(_: Exception) -> Response:
 @app.post("/v1/compose-link")
 def compose_link() -> Response:
     principal = current_principal(app)
-    request = meetings.ComposeLinkRequest.from_body(parse_json_object(app.current_event.body, required=False))
-    key = meetings.parse_idempotency_key(app.current_event.headers.get("idempotency-key"))
+    request = meeting_requests.parse_compose_link(parse_json_object(app.current_event.body, required=False))
+    key = meeting_requests.parse_idempotency_key(app.current_event.headers.get("idempotency-key"))
     answer = composition.meetings().compose_link_once(
         principal.user_id, request, key, Deadline.for_api(app.lambda_context)
     )
@@ -61,11 +62,11 @@ def compose_link() -> Response:
 def put_event_meeting(event_id: str) -> Response:
     principal = current_principal(app)
     body = parse_json_object(app.current_event.body)
-    schedule = meetings.parse_event_meeting(body)
-    recurrence = meetings.parse_event_recurrence(body, schedule)
+    schedule = meeting_requests.parse_event_meeting(body)
+    recurrence = meeting_requests.parse_event_recurrence(body, schedule)
     answer = composition.meetings().put_event_meeting(
         principal.user_id,
-        meetings.event_id_of(event_id),
+        meeting_requests.event_id_of(event_id),
         schedule,
         Deadline.for_api(app.lambda_context),
         recurrence=recurrence,
@@ -77,7 +78,7 @@ def put_event_meeting(event_id: str) -> Response:
 def delete_event_meeting(event_id: str) -> Response:
     principal = current_principal(app)
     composition.meetings().delete_event_meeting(
-        principal.user_id, meetings.event_id_of(event_id), Deadline.for_api(app.lambda_context)
+        principal.user_id, meeting_requests.event_id_of(event_id), Deadline.for_api(app.lambda_context)
     )
     return empty_response(204)
 

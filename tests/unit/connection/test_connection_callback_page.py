@@ -7,7 +7,7 @@ import hashlib
 import re
 from typing import Any
 
-from tests.support.functions import load_function
+from link_zoom.edge.pages import message_page
 
 
 def _headers(response: Any) -> dict[str, str]:
@@ -15,9 +15,7 @@ def _headers(response: Any) -> dict[str, str]:
 
 
 def test_the_page_allows_nothing_but_its_own_style() -> None:
-    app = load_function("zoom_oauth")
-
-    response = app._page(400, "Zoom is not connected", "<script>alert(1)</script>")
+    response = message_page(400, "Zoom is not connected", "<script>alert(1)</script>")
 
     headers = _headers(response)
     assert response.status_code == 400

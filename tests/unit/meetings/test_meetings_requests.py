@@ -6,19 +6,19 @@ from typing import Any
 
 import pytest
 
-from link_zoom.domain.meetings import ComposeLinkRequest, event_id_of, parse_event_meeting, parse_idempotency_key
+from link_zoom.edge.meeting_requests import event_id_of, parse_compose_link, parse_event_meeting, parse_idempotency_key
 from link_zoom.errors import BadRequest, InvalidTimeRange
 
 
 def test_an_empty_compose_body_means_thirty_minutes() -> None:
-    request = ComposeLinkRequest.from_body({})
+    request = parse_compose_link({})
     assert request.duration_minutes == 30
     assert request.topic
 
 
 @pytest.mark.parametrize("duration", [1, 30, 1440])
 def test_durations_from_1_to_1440_are_taken(duration: int) -> None:
-    assert ComposeLinkRequest.from_body({"duration_minutes": duration}).duration_minutes == duration
+    assert parse_compose_link({"duration_minutes": duration}).duration_minutes == duration
 
 
 @pytest.mark.parametrize(
@@ -39,11 +39,11 @@ def test_durations_from_1_to_1440_are_taken(duration: int) -> None:
 )
 def test_bad_compose_bodies_are_400(body: dict[str, Any]) -> None:
     with pytest.raises(BadRequest):
-        ComposeLinkRequest.from_body(body)
+        parse_compose_link(body)
 
 
 def test_a_200_character_topic_is_fine() -> None:
-    assert ComposeLinkRequest.from_body({"topic": "é" * 200}).topic == "é" * 200
+    assert parse_compose_link({"topic": "é" * 200}).topic == "é" * 200
 
 
 EVENT = {"topic": "Review", "start": "2026-03-01T10:00:00+01:00", "end": "2026-03-01T11:00:00+01:00"}
