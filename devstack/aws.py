@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +38,39 @@ class MotoServer:
                 listener.server_close()
 
 
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
+_dynamodb_write_lock = threading.Lock()
+
+
+def atomic_moto_dynamodb() -> None:
+    """Makes moto's DynamoDB writes atomic, as DynamoDB's are. moto checks a write's condition and applies it
+    without a lock: two threads' conditional writes (a claim, a login attempt counter) can then both pass.
+    Clients that really run concurrently (issue 14) hit that; serialising the writes restores DynamoDB's
+    guarantee. Idempotent; affects this process's moto (in-process mock_aws and the threaded server)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _DYNAMODB_WRITES:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_atomic", False):
+            continue
+        setattr(DynamoDBBackend, name, _serialised(method))
+
+
+def _serialised(method: Any) -> Any:
+    @functools.wraps(method)
+    def write(*args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_write_lock:
+            return method(*args, **kwargs)
+
+    write._atomic = True  # type: ignore[attr-defined]
+    return write
+
+
 def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
     """moto in server mode, in a thread of this process, quiet (it logs every request otherwise)."""
     from moto.server import ThreadedMotoServer
 
+    atomic_moto_dynamodb()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()

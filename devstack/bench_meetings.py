@@ -202,8 +202,8 @@ def _reset_caches() -> None:
 
     composition.reset()
     get_settings.cache_clear()
-    aws.client.cache_clear()
-    dynamo._bound.clear()
+    aws.forget_clients()
+    dynamo.forget_bindings()
     flag._ssm_provider = None
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from devstack.aws import (
     LocalResources,
+    atomic_moto_dynamodb,
     provision,
     put_secure_parameter,
     stack_environment,
@@ -23,6 +24,9 @@ from devstack.settings import LOCAL_ZOOM
 
 if TYPE_CHECKING:
     from devstack.directory import DirectoryInfo
+
+# In-process mock_aws too: its conditional writes must be atomic, as DynamoDB's are.
+atomic_moto_dynamodb()
 
 # The local Zoom app (the emulator's default); tests that start an emulator use it.
 ZOOM_CLIENT_ID = LOCAL_ZOOM.client_id
@@ -38,8 +42,8 @@ def reset_process_caches() -> None:
 
     composition.reset()
     get_settings.cache_clear()
-    aws.client.cache_clear()
-    dynamo._bound.clear()
+    aws.forget_clients()
+    dynamo.forget_bindings()
     flag._ssm_provider = None
 
 

@@ -13,4 +13,7 @@ from link_zoom.observability import logger, metrics
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return composition.connection().refresh_aging_connections(context.get_remaining_time_in_millis).as_dict()
+    # The keeper's workers share the clients: built once, before they start.
+    return (
+        composition.connection_for_fan_out().refresh_aging_connections(context.get_remaining_time_in_millis).as_dict()
+    )

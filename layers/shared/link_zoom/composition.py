@@ -186,6 +186,32 @@ def meetings() -> Meetings:
     return service
 
 
+def connection_for_fan_out() -> Connection:
+    """The connection service for the keeper, whose workers refresh many connections at once: every client
+    they share is built first, once per container (issue 14)."""
+    if "connection" not in _overrides:
+        warm_for_fan_out()
+    return connection()
+
+
+def meetings_for_fan_out() -> Meetings:
+    """The meetings service for work about to run on worker threads (stream batch, sweep): every client the
+    workers share is built first, once per container, so that they do not all build it at once (issue 14)."""
+    if "meetings" not in _overrides:
+        warm_for_fan_out()
+    return meetings()
+
+
+# ------------------------------------------------------------------ clients shared by worker threads
+
+
+def warm_for_fan_out() -> None:
+    """Builds the AWS clients, PynamoDB bindings and HTTP sessions that worker threads share (idempotent)."""
+    from link_zoom.adapters.warm import warm_for_fan_out as build_shared_clients
+
+    build_shared_clients()
+
+
 # ------------------------------------------------------------------ Zoom's webhook
 
 

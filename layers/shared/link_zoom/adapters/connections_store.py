@@ -54,6 +54,11 @@ def _model() -> type[ZoomConnection]:
     return bind(ZoomConnection, get_settings().connections_table)
 
 
+def warm() -> None:
+    """Binds the model to its table (with the shared DynamoDB client) now, before work fans out to threads."""
+    _model()
+
+
 def _record(item: ZoomConnection) -> ConnectionRecord:
     return ConnectionRecord(
         user_id=item.user_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from link_zoom.adapters.aws import client
@@ -11,15 +12,23 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 _ssm_provider: SSMProvider | None = None
+_provider_lock = threading.Lock()
 
 
 def _provider() -> SSMProvider:
     global _ssm_provider
     if _ssm_provider is None:
-        from aws_lambda_powertools.utilities.parameters import SSMProvider
+        with _provider_lock:  # one provider, hence one cache of the flag, for all worker threads
+            if _ssm_provider is None:
+                from aws_lambda_powertools.utilities.parameters import SSMProvider
 
-        _ssm_provider = SSMProvider(boto3_client=client("ssm"))
+                _ssm_provider = SSMProvider(boto3_client=client("ssm"))
     return _ssm_provider
+
+
+def warm() -> None:
+    """Builds the SSM client and provider now, before work fans out to threads."""
+    _provider()
 
 
 def zoom_enabled() -> bool:

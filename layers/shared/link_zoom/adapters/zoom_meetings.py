@@ -117,6 +117,11 @@ def _http() -> requests.Session:
     return _session
 
 
+def warm() -> None:
+    """Builds the HTTP session (and imports requests) now, before work fans out to threads."""
+    _http()
+
+
 def _jitter(seconds: float) -> float:
     # Full jitter: concurrent callers that failed together do not retry together.
     return random.uniform(seconds / 2, seconds)  # noqa: S311 - timing, not security

@@ -52,6 +52,11 @@ def _shared_adapter() -> HTTPAdapter:
         return _adapter
 
 
+def warm() -> None:
+    """Builds the shared connection pool (and imports requests) now, before work fans out to threads."""
+    _shared_adapter()
+
+
 def _session() -> requests.Session:
     """A plain session on the shared pool. Never closed: closing a session closes its adapters' pools."""
     import requests
