@@ -468,3 +468,34 @@ def test_a_series_without_fixed_times_links_exceptions_and_exdates_without_calls
         series["zoom_meeting_id"],
         series["zoom_join_url"],
     )
+
+
+def test_an_exception_that_switches_occurrence_puts_the_first_one_back(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    series_event: tuple[str, str, dict[str, Any]],
+) -> None:
+    event_id, meeting_id, _ = series_event
+    exception_id = f"{event_id}-exc"
+    moved = {"start": "2099-03-25T14:00:00+01:00", "end": "2099-03-25T14:30:00+01:00"}
+    calendar.put(alice.user_id, exception_id, **moved, series_id=event_id, recurrence_id=SECOND)
+    settle(functions, calendar)
+    zoom.clear_calls()
+    calendar.update(
+        alice.user_id,
+        exception_id,
+        start="2099-04-01T16:00:00+02:00",
+        end="2099-04-01T16:30:00+02:00",
+        recurrence_id="2099-04-01T09:00:00+02:00",
+    )
+    settle(functions, calendar)
+    assert calls(zoom) == [("PATCH", "/meetings/{id}"), ("PATCH", "/meetings/{id}")]  # back, then the new one
+    assert available(meetings_at(zoom)[meeting_id]) == [
+        "Mon 03-23 09:00",
+        "Wed 03-25 09:00",
+        "Wed 04-01 16:00",
+        "Mon 04-06 09:00",
+        "Wed 04-08 09:00",
+    ]

@@ -408,7 +408,7 @@ class RecurringMeetings:
             return linked, "cancelled"
         if occurrence_id is None:
             return linked.with_status(FAILED, BAD_EXCEPTION_SENTENCE), FAILED
-        own = self.links.get(item.user_id, item.event_id)
+        own = self._own_row(item, occurrence_id, deadline, force=force)
         at_rule = Schedule(series.first.topic, original, original + series.duration, series.first.time_zone)
         current = at_rule if force or own is None or own.schedule is None else own.schedule
         wanted = Schedule(series.first.topic, schedule.start, schedule.end, series.first.time_zone)
@@ -425,10 +425,34 @@ class RecurringMeetings:
         )
         return linked, "occurrence moved"
 
+    def _own_row(
+        self, item: CalendarItem, occurrence_id: str, deadline: Deadline, *, force: bool
+    ) -> MeetingLink | None:
+        """The exception's row, if it is about `occurrence_id`; one about another occurrence (the exception now
+        replaces a different one) is dropped after that occurrence went back to the rule's time."""
+        own = self.links.get(item.user_id, item.event_id)
+        own_state = ExceptionState.of(own)
+        if own is None or own_state is None or own_state.occurrence_id == occurrence_id:
+            return own
+        if not force:  # after a series PATCH it is at the rule's time already
+            self._put_back(own, deadline)
+        if own.meeting_id is not None:
+            self.links.remove(own.user_id, own.event_id, own.meeting_id)
+        return None
+
     def _exception_gone(self, own: MeetingLink, item: CalendarItem | None, deadline: Deadline) -> str:
         """REMOVE of an exception item: its occurrence goes back to the rule's time (one PATCH)."""
+        assert own.meeting_id is not None
+        self._put_back(own, deadline)
+        self.links.remove(own.user_id, own.event_id, own.meeting_id)
+        if item is not None:
+            self.calendar.write_back(item, ZoomFields())
+        return "occurrence restored"
+
+    def _put_back(self, own: MeetingLink, deadline: Deadline) -> None:
+        """The occurrence an exception's row says it moved, back at the rule's time and length."""
         state = ExceptionState.of(own)
-        assert state is not None and own.meeting_id is not None
+        assert state is not None
         series_link = self.links.get(own.user_id, state.series_id)
         original = parse_instant(state.original_start)
         if series_link is not None and series_link.meeting_id == own.meeting_id and original is not None:
@@ -441,10 +465,6 @@ class RecurringMeetings:
                     self._move_occurrence(series_link, state.occurrence_id, at_rule, deadline)
                 except (NotConnected, ZoomMeetingNotFound, ZoomRejected) as exc:
                     logger.info("occurrence not put back", extra={"reason": type(exc).__name__})
-        self.links.remove(own.user_id, own.event_id, own.meeting_id)
-        if item is not None:
-            self.calendar.write_back(item, ZoomFields())
-        return "occurrence restored"
 
     # --- Zoom calls
 
