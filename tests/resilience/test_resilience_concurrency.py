@@ -121,6 +121,46 @@ def test_a_thousand_records_with_duplicates_and_redeliveries_make_exactly_the_ri
     run_phase()
 
     # Phase 2: every event moves by an hour; the 20 get Zoom switched on.
+    _move_all_and_switch_on(calendar, events, wanted, late_starters)
+    run_phase()
+
+    # Phase 3: renames, Zoom switched off, deletions, and edits a meeting does not follow.
+    rest = [k for k in keys if k not in late_starters]
+    rng.shuffle(rest)
+    _rename_switch_off_remove_and_touch(calendar, events, wanted, rest)
+    run_phase()
+
+    # Much later, a replay of a sample of everything (a DLQ replay, a shard re-read).
+    late = _batches(rng.sample(seen, k=200), rng)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(deliver, late))
+    new_records()  # the last write-backs' records, for the count only
+
+    assert deliver.failures == []
+    assert deliver.records >= 1000, deliver.records
+    live = {str(m["id"]): m for m in zoom.state.meetings() if m["host_email"] in {p.email.lower() for p in people}}
+    by_event = _meetings_by_event(calendar, events, wanted, live)
+    assert len(by_event) == sum(wanted.values()) == 170
+    assert sorted(live) == sorted(by_event.values()), "no meeting without its event, none twice"
+    calls = Counter((c["method"], c["path"].split("/")[2], c["status"]) for c in zoom.calls)
+    # One create per event that wanted Zoom at its first delivery: 180 at once, the 20 late starters later.
+    assert calls[("POST", "users", 201)] == 200 and sum(n for k, n in calls.items() if k[0] == "POST") == 200, calls
+    # Switched off or removed: each deleted once. A re-delivery racing the first delivery of the same REMOVE
+    # may ask again, and Zoom's 404 (3001) for it counts as done.
+    assert calls[("DELETE", "meetings", 204)] == 30, calls
+    assert {k for k in calls if k[0] == "DELETE"} <= {("DELETE", "meetings", 204), ("DELETE", "meetings", 404)}
+    # 180 moves in phase 2 and 30 renames; a racing re-delivery of the same change may move a meeting to the
+    # same place twice (harmless, but it spends one of the user's 100 daily Zoom updates).
+    assert calls[("PATCH", "meetings", 204)] >= 210, calls
+    print(f"stream load: {deliver.records} records delivered, Zoom calls {dict(calls)}")
+
+
+Key = tuple[str, str]
+
+
+def _move_all_and_switch_on(
+    calendar: CalendarTable, events: dict[Key, dict[str, Any]], wanted: dict[Key, bool], late_starters: set[Key]
+) -> None:
     for key, event in events.items():
         event["end"] = _shift_end(event["end"], 60)
         changes: dict[str, Any] = {"end": event["end"]}
@@ -128,11 +168,11 @@ def test_a_thousand_records_with_duplicates_and_redeliveries_make_exactly_the_ri
             changes["zoom"] = True
         calendar.update(*key, **changes)
         wanted[key] = True
-    run_phase()
 
-    # Phase 3: renames, Zoom switched off, deletions, and edits a meeting does not follow.
-    rest = [k for k in keys if k not in late_starters]
-    rng.shuffle(rest)
+
+def _rename_switch_off_remove_and_touch(
+    calendar: CalendarTable, events: dict[Key, dict[str, Any]], wanted: dict[Key, bool], rest: list[Key]
+) -> None:
     renamed, switched_off, removed, unrelated = rest[:30], rest[30:50], rest[50:60], rest[60:100]
     for key in renamed:
         events[key]["subject"] += " (renamed)"
@@ -145,18 +185,13 @@ def test_a_thousand_records_with_duplicates_and_redeliveries_make_exactly_the_ri
         wanted[key] = False
     for key in unrelated:
         calendar.update(*key, location="Room 4")
-    run_phase()
 
-    # Much later, a replay of a sample of everything (a DLQ replay, a shard re-read).
-    late = _batches(rng.sample(seen, k=200), rng)
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        list(pool.map(deliver, late))
-    new_records()  # the last write-backs' records, for the count only
 
-    assert deliver.failures == []
-    assert deliver.records >= 1000, deliver.records
-    live = {str(m["id"]): m for m in zoom.state.meetings() if m["host_email"] in {p.email.lower() for p in people}}
-    by_event: dict[tuple[str, str], str] = {}
+def _meetings_by_event(
+    calendar: CalendarTable, events: dict[Key, dict[str, Any]], wanted: dict[Key, bool], live: dict[str, Any]
+) -> dict[Key, str]:
+    """Each event that wants Zoom has its own scheduled meeting at the event's time; the others have none."""
+    by_event: dict[Key, str] = {}
     for key, event in events.items():
         item = calendar.item(*key)
         if not wanted[key]:
@@ -171,19 +206,7 @@ def test_a_thousand_records_with_duplicates_and_redeliveries_make_exactly_the_ri
             "Europe/Berlin",
         ), (key, meeting)
         by_event[key] = item["zoom_meeting_id"]
-    assert len(by_event) == sum(wanted.values()) == 170
-    assert sorted(live) == sorted(by_event.values()), "no meeting without its event, none twice"
-    calls = Counter((c["method"], c["path"].split("/")[2], c["status"]) for c in zoom.calls)
-    # One create per event that wanted Zoom at its first delivery: 180 at once, the 20 late starters later.
-    assert calls[("POST", "users", 201)] == 200 and sum(n for k, n in calls.items() if k[0] == "POST") == 200, calls
-    # Switched off or removed: each deleted once. A re-delivery racing the first delivery of the same REMOVE
-    # may ask again, and Zoom's 404 (3001) for it counts as done.
-    assert calls[("DELETE", "meetings", 204)] == 30, calls
-    assert {k for k in calls if k[0] == "DELETE"} <= {("DELETE", "meetings", 204), ("DELETE", "meetings", 404)}
-    # 180 moves in phase 2 and 30 renames; a racing re-delivery of the same change may move a meeting to the
-    # same place twice (harmless, but it spends one of the user's 100 daily Zoom updates).
-    assert calls[("PATCH", "meetings", 204)] >= 210, calls
-    print(f"stream load: {deliver.records} records delivered, Zoom calls {dict(calls)}")
+    return by_event
 
 
 def _shift_end(end: str, minutes: int) -> str:

@@ -114,37 +114,8 @@ def test_every_response_conforms_and_none_is_a_5xx(
     method, path = label.split(" ", 1)
     operation = schema[path][method]
     findings = Findings(label)
-    demo_accounts = _demo_accounts(stack)
-    http = requests.Session()
-    webhook_secret = zoom_on.config.webhook_secret
-
-    def token_for() -> str:
-        if path == "/v1/session" and method == "DELETE":
-            # Each case revokes a session of its own: the suite's sessions live on.
-            return sign_in(stack.api_url, stack.user("user"), secrets).token
-        return admin.token if path.startswith("/v1/admin/") else bob_connected.token
-
-    def send(case: Any) -> requests.Response:
-        headers = dict(case.headers or {})
-        if path == "/v1/session" and method == "POST" and isinstance(case.body, dict):
-            username = case.body.get("username")
-            if isinstance(username, str) and _account_part(username).casefold() in demo_accounts:
-                case.body["username"] = FUZZ_USERNAME
-        if operation_secured(operation):
-            headers["Authorization"] = f"Bearer {token_for()}"
-        if path == "/v1/zoom/webhook" and case.body is not None and isinstance(case.body, dict | list):
-            # Signed as Zoom signs: the handler then parses and routes the (generated) event.
-            raw = json.dumps(case.body).encode()
-            timestamp = str(int(time.time()))
-            headers.update(
-                {
-                    "x-zm-request-timestamp": timestamp,
-                    "x-zm-signature": sign_webhook(webhook_secret, timestamp, raw),
-                    "Content-Type": "application/json",
-                }
-            )
-            return case.call(base_url=stack.api_url, session=http, headers=headers, data=raw)
-        return case.call(base_url=stack.api_url, session=http, headers=headers)
+    target = _Target(method, path, operation, stack, admin, bob_connected, secrets, zoom_on.config.webhook_secret)
+    send = target.send
 
     def run(mode: GenerationMode) -> None:
         @hypothesis.settings(
@@ -179,6 +150,54 @@ def test_every_response_conforms_and_none_is_a_5xx(
     print(f"{label}: statuses {dict(sorted(findings.statuses.items()))}")
     assert not findings.failures, f"{label}:\n{findings.report()}"
     assert not [status for status in findings.statuses if status >= 500], findings.statuses
+
+
+@dataclass
+class _Target:
+    """One operation of the stack, called as a client would: signed in where the document says so, webhook bodies
+    signed as Zoom signs them, and sign-in cases kept away from the demo accounts."""
+
+    method: str
+    path: str
+    operation: Any
+    stack: StackProcess
+    admin: ApiUser
+    bob: ApiUser
+    secrets: SecretRegistry
+    webhook_secret: str
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def send(self, case: Any) -> requests.Response:
+        headers = dict(case.headers or {})
+        self._keep_off_demo_accounts(case)
+        if operation_secured(self.operation):
+            headers["Authorization"] = f"Bearer {self._token()}"
+        if self.path == "/v1/zoom/webhook" and case.body is not None and isinstance(case.body, dict | list):
+            # Signed as Zoom signs: the handler then parses and routes the (generated) event.
+            raw = json.dumps(case.body).encode()
+            timestamp = str(int(time.time()))
+            headers.update(
+                {
+                    "x-zm-request-timestamp": timestamp,
+                    "x-zm-signature": sign_webhook(self.webhook_secret, timestamp, raw),
+                    "Content-Type": "application/json",
+                }
+            )
+            return case.call(base_url=self.stack.api_url, session=self.http, headers=headers, data=raw)
+        return case.call(base_url=self.stack.api_url, session=self.http, headers=headers)
+
+    def _keep_off_demo_accounts(self, case: Any) -> None:
+        if self.path != "/v1/session" or self.method != "POST" or not isinstance(case.body, dict):
+            return
+        username = case.body.get("username")
+        if isinstance(username, str) and _account_part(username).casefold() in _demo_accounts(self.stack):
+            case.body["username"] = FUZZ_USERNAME
+
+    def _token(self) -> str:
+        if self.path == "/v1/session" and self.method == "DELETE":
+            # Each case revokes a session of its own: the suite's sessions live on.
+            return sign_in(self.stack.api_url, self.stack.user("user"), self.secrets).token
+        return self.admin.token if self.path.startswith("/v1/admin/") else self.bob.token
 
 
 def operation_secured(operation: Any) -> bool:
