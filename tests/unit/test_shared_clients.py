@@ -16,10 +16,9 @@ import boto3
 import pytest
 from botocore.loaders import Loader
 from botocore.session import Session
-from moto import mock_aws
 
-from devstack.template import Resolver, load_template
 from tests.conftest import reset_process_caches
+from tests.support.aws import REGION, mock_aws_with_tables
 
 THREADS = 16
 TABLES = {
@@ -32,43 +31,16 @@ TABLES = {
 @pytest.fixture
 def fresh_container(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """mock_aws with the tables a stream worker reads, a KMS key and the flag; no client or binding cached."""
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    env = {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "FEATURE_FLAG_PARAMETER": "/link/zoom/enabled",
-        **{variable: f"unit-{logical}" for variable, logical in TABLES.items()},
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    template = load_template()
-    resolver = Resolver(template, parameters={}, region="us-east-1")
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        for variable, logical in TABLES.items():
-            props = resolver.resolve(template["Resources"][logical]["Properties"])
-            ddb.create_table(
-                TableName=env[variable],
-                KeySchema=props["KeySchema"],
-                AttributeDefinitions=props["AttributeDefinitions"],
-                BillingMode="PAY_PER_REQUEST",
-                **{key: props[key] for key in ("GlobalSecondaryIndexes",) if key in props},
-            )
-        key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    with mock_aws_with_tables(monkeypatch, TABLES, {"FEATURE_FLAG_PARAMETER": "/link/zoom/enabled"}):
+        key_id = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
         monkeypatch.setenv("TOKEN_KEY_ID", key_id)
-        boto3.client("ssm", region_name="us-east-1").put_parameter(
-            Name="/link/zoom/enabled", Value="true", Type="String"
-        )
+        boto3.client("ssm", region_name=REGION).put_parameter(Name="/link/zoom/enabled", Value="true", Type="String")
         reset_process_caches()
         from link_zoom.adapters import crypto, flag
 
         crypto.forget_cached_keys()
         flag._ssm_provider = None
         yield
-    reset_process_caches()
 
 
 @pytest.fixture
