@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 # powertools Metrics reads its namespace when link_zoom.observability is first imported, before any fixture runs.
@@ -81,8 +82,9 @@ def stack_env(local_aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Ite
 @pytest.fixture(scope="session")
 def demo_directory() -> Iterator[DirectoryInfo]:
     """The machine's one Samba AD DC for the whole session: reused when running, else started here and then
-    stopped at the end of the session (once nobody else, a `make run` or another test session, holds it)."""
-    from devstack.directory import hold_directory
+    stopped at the end of the session (once nobody else, a `make run` or another test session, holds it).
+    DEMO_DIRECTORY_STATE_DIR names another state dir than .local/samba (a directory of its own)."""
+    from devstack.directory import DEFAULT_STATE_DIR, hold_directory
 
-    with hold_directory() as lease:
+    with hold_directory(Path(os.environ.get("DEMO_DIRECTORY_STATE_DIR") or DEFAULT_STATE_DIR)) as lease:
         yield lease.info

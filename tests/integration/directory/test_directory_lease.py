@@ -7,6 +7,8 @@ one Samba, which other sessions share; the last test runs a real pytest session 
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.directory import DirectoryInfo, LeaseBook, ensure_directory
+from devstack.directory import DirectoryInfo, LeaseBook, _samba, ensure_directory, stop_directory
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +134,36 @@ def test_a_test_session_leaves_a_running_real_directory_running(demo_directory: 
 
     # Then the directory it did not start still answers (reuse is one validated LDAPS bind)
     assert ensure_directory() == demo_directory
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs root and unshare")
+def test_a_test_session_stops_the_real_directory_it_started(tmp_path: Path) -> None:
+    # Given a machine where no directory runs: a network namespace of its own (its loopback's 389/636 are free,
+    # the shared Samba stays untouched) and a state dir of its own
+    state_dir = tmp_path / "samba"
+    probe = tmp_path / "test_starts_directory.py"
+    probe.write_text(
+        textwrap.dedent(
+            """
+            def test_uses_it(demo_directory):
+                assert demo_directory.ldap_url == "ldaps://127.0.0.1:636"
+            """
+        )
+    )
+    session = f"ip link set lo up && {sys.executable} -m pytest -q -p no:cacheprovider -p tests.conftest {probe}"
+    try:
+        # When a test session that uses the directory runs there and ends
+        done = subprocess.run(
+            ["unshare", "--net", "sh", "-c", session],
+            cwd=REPO,
+            env={**os.environ, "DEMO_DIRECTORY_STATE_DIR": str(state_dir)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "1 passed" in done.stdout
+        # Then the Samba it started is gone
+        assert _samba._our_processes(_samba._Layout(state_dir.resolve())) == set()
+    finally:
+        stop_directory(state_dir)  # whatever the outcome, nothing of this test keeps running
