@@ -499,3 +499,17 @@ def test_an_exception_that_switches_occurrence_puts_the_first_one_back(
         "Mon 04-06 09:00",
         "Wed 04-08 09:00",
     ]
+
+
+def test_put_without_recurrence_on_a_series_makes_it_a_single_meeting(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person
+) -> None:
+    body = {"topic": "Team sync", "start": SERIES["start"], "end": SERIES["end"], "recurrence": SERIES["recurrence"]}
+    event_id = f"series-{uuid.uuid4()}"
+    series = body_of(request(functions, "PUT", f"/v1/events/{event_id}/zoom", alice, body))
+    single = body_of(request(functions, "PUT", f"/v1/events/{event_id}/zoom", alice, {**body, "recurrence": None}))
+    assert single is not None and "error" in single  # null is not a rule
+    body.pop("recurrence")
+    single = body_of(request(functions, "PUT", f"/v1/events/{event_id}/zoom", alice, body))
+    meetings = meetings_at(zoom)
+    assert series["meeting_id"] not in meetings and meetings[single["meeting_id"]]["type"] == 2

@@ -410,6 +410,9 @@ class Meetings:
         """The event's meeting with this schedule; `read`: the caller just read `link` (None: there is none)."""
         if not read:
             link = self.links.get(user_id, event_id)
+        if link is not None and link.series is not None:  # a PUT without recurrence on a recurring event
+            self._leave_series(link, deadline)
+            link = None
         while True:
             if link is None or (link.meeting_id is None and self._expired(link)):
                 created = self._claim_and_create(user_id, event_id, schedule, deadline, replacing=link)
