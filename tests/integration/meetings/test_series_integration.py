@@ -513,3 +513,23 @@ def test_put_without_recurrence_on_a_series_makes_it_a_single_meeting(
     single = body_of(request(functions, "PUT", f"/v1/events/{event_id}/zoom", alice, body))
     meetings = meetings_at(zoom)
     assert series["meeting_id"] not in meetings and meetings[single["meeting_id"]]["type"] == 2
+
+
+@pytest.mark.parametrize("recurrence", ["FREQ=WEEKLY;BYDAY=MO,WE;COUNT=6", "FREQ=WEEKLY;BYDAY=MO,WE"])
+def test_a_series_create_whose_answer_is_lost_is_adopted_not_made_twice(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable, recurrence: str
+) -> None:
+    zoom.state.add_fault(
+        method="POST", path="/v2/users/me/meetings", status=201, body="<html>proxy</html>", after_handling=True
+    )
+    event_id = f"series-{uuid.uuid4()}"
+    calendar.put(alice.user_id, event_id, **{**SERIES, "recurrence": recurrence}, zoom=True)
+    records = calendar.new_records()
+    first = functions["calendar_stream"].handler({"Records": records}, context(60, "calendar-stream"))
+    assert len(first["batchItemFailures"]) == 1 and len(meetings_at(zoom)) == 1  # made, answer lost
+    again = functions["calendar_stream"].handler({"Records": records}, context(60, "calendar-stream"))
+    assert again == {"batchItemFailures": []}
+    settle(functions, calendar)
+    item = calendar.item(alice.user_id, event_id)
+    meetings = meetings_at(zoom)
+    assert list(meetings) == [item["zoom_meeting_id"]] and item["zoom_status"] == "scheduled"

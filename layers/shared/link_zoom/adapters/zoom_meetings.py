@@ -283,6 +283,8 @@ class ZoomMeetingsApi:
                 continue  # deleted meanwhile
             meeting = _meeting_of(data)
             topic, start, duration, zone = (data.get(k) for k in ("topic", "start_time", "duration", "timezone"))
+            if data.get("type") == 3 and start is None:
+                start = ""  # a recurring meeting without fixed times (a series' fallback) has no start_time
             if meeting is None or not isinstance(topic, str) or not isinstance(start, str) or not isinstance(zone, str):
                 continue
             if isinstance(duration, bool) or not isinstance(duration, int):
