@@ -4,6 +4,7 @@ occurrences in step with the rule, exdates and exception items, with the fewest 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -533,3 +534,30 @@ def test_a_series_create_whose_answer_is_lost_is_adopted_not_made_twice(
     item = calendar.item(alice.user_id, event_id)
     meetings = meetings_at(zoom)
     assert list(meetings) == [item["zoom_meeting_id"]] and item["zoom_status"] == "scheduled"
+
+
+def test_racing_deliveries_of_one_series_make_one_meeting(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable
+) -> None:
+    zoom.state.set_latency(200)  # both are inside the create at once
+    event_id = f"series-{uuid.uuid4()}"
+    calendar.put(alice.user_id, event_id, **SERIES, exdates={THIRD}, zoom=True)
+    records = calendar.new_records()
+    answers: list[dict[str, Any]] = []
+
+    def deliver_once() -> None:
+        answers.append(functions["calendar_stream"].handler({"Records": records}, context(60, "calendar-stream")))
+
+    threads = [threading.Thread(target=deliver_once) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    zoom.state.set_latency(0)
+    assert answers == [{"batchItemFailures": []}] * 3
+    settle(functions, calendar)
+    meetings = meetings_at(zoom)
+    assert len(meetings) == 1
+    meeting = next(iter(meetings.values()))
+    assert available(meeting) == [start for start in LOCAL_STARTS if start != "Mon 03-30 09:00"]
+    assert calendar.item(alice.user_id, event_id)["zoom_meeting_id"] == str(meeting["id"])
