@@ -74,6 +74,8 @@ $(TOOLS)/.installed: requirements-tools.txt
 lint: venv tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@# the wiring rule (pyproject.toml [tool.importlinter]): handlers -> composition -> adapters | edge -> domain
+	$(BIN)/lint-imports --no-cache
 	@# every CloudFormation check; a finding is fixed or skipped in the template's Metadata with its reason
 	$(TOOLS)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	@# medium severity and confidence and up; a finding is fixed or marked `# nosec BXXX  # reason` in place

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from link_zoom.domain.connection import ConnectionStatus
 from link_zoom.errors import Forbidden
 from link_zoom.observability import logger
+
+if TYPE_CHECKING:
+    from link_zoom.domain.connection import ConnectionStatus
 
 
 @dataclass(frozen=True)

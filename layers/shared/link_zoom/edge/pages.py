@@ -8,7 +8,6 @@ import hashlib
 import re
 from functools import lru_cache
 from html import escape
-from importlib import resources
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -74,6 +73,8 @@ def account_page() -> Response:
 @lru_cache(maxsize=1)
 def _account_page() -> tuple[str, str]:
     """The page and a policy that allows exactly its own inline script and style."""
+    from importlib import resources  # the account function's alone
+
     html = (resources.files("link_zoom") / "web" / "account.html").read_text("utf-8")
 
     def hashes(tag: str) -> str:
