@@ -561,3 +561,20 @@ def test_racing_deliveries_of_one_series_make_one_meeting(
     meeting = next(iter(meetings.values()))
     assert available(meeting) == [start for start in LOCAL_STARTS if start != "Mon 03-30 09:00"]
     assert calendar.item(alice.user_id, event_id)["zoom_meeting_id"] == str(meeting["id"])
+
+
+def test_a_series_whose_meeting_was_deleted_at_zoom_gets_a_new_one_on_its_next_change(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    series_event: tuple[str, str, dict[str, Any]],
+) -> None:
+    event_id, meeting_id, _ = series_event
+    zoom.state.remove_meeting(int(meeting_id))  # deleted in the Zoom app, no webhook
+    calendar.update(alice.user_id, event_id, recurrence="FREQ=WEEKLY;BYDAY=MO,WE;COUNT=8")
+    settle(functions, calendar)
+    item = calendar.item(alice.user_id, event_id)
+    meetings = meetings_at(zoom)
+    assert item["zoom_status"] == "scheduled" and list(meetings) == [item["zoom_meeting_id"]]
+    assert len(available(meetings[item["zoom_meeting_id"]])) == 7  # 8 minus the exdate

@@ -238,7 +238,7 @@ class RecurringMeetings:
         if not self.meetings.zoom_enabled():
             return _kept(link).with_status(FEATURE_DISABLED, DISABLED_SENTENCE), FEATURE_DISABLED
         try:
-            link, outcome = self._apply(item.user_id, item.event_id, series, cancelled, deadline)
+            link, outcome = self._apply_or_replace(item.user_id, item.event_id, series, cancelled, deadline)
         except NotConnected:
             kept = _kept(self.links.get(item.user_id, item.event_id))
             return kept.with_status(AUTHORIZATION_REQUIRED, NOT_CONNECTED_SENTENCE), AUTHORIZATION_REQUIRED
@@ -247,6 +247,18 @@ class RecurringMeetings:
             kept = _kept(self.links.get(item.user_id, item.event_id))
             return kept.with_status(FAILED, f"Zoom refused to schedule this series ({reason})."), FAILED
         return _linked(link, plan), outcome
+
+    def _apply_or_replace(
+        self, user_id: str, event_id: str, series: Series, cancelled: frozenset[str], deadline: Deadline
+    ) -> tuple[MeetingLink, str]:
+        try:
+            return self._apply(user_id, event_id, series, cancelled, deadline)
+        except ZoomMeetingNotFound:
+            # Deleted at Zoom meanwhile (no webhook came): the series still wants a meeting, so it gets a new one.
+            gone = self.links.get(user_id, event_id)
+            if gone is not None and gone.meeting_id is not None:
+                self.links.remove(user_id, event_id, gone.meeting_id)
+            return self._apply(user_id, event_id, series, cancelled, deadline)
 
     def _apply(
         self, user_id: str, event_id: str, series: Series, cancelled: frozenset[str] | None, deadline: Deadline
@@ -387,7 +399,12 @@ class RecurringMeetings:
             # No meeting to follow yet: the series' own reconcile applies this exception once it has one.
             self.calendar.write_back(item, ZoomFields())
             return "waiting for its series"
-        fields, outcome = self._exception_fields(item, series_link, series, deadline, force=False)
+        try:
+            fields, outcome = self._exception_fields(item, series_link, series, deadline, force=False)
+        except ZoomMeetingNotFound:
+            # The series' meeting is gone at Zoom: the series gets a new one on its next reconcile, and then
+            # re-applies this exception.
+            fields, outcome = ZoomFields(), "waiting for its series"
         self.calendar.write_back(item, fields)
         return outcome
 
