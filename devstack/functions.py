@@ -12,22 +12,25 @@ with `RoutedOutput` installed as sys.stdout, what a handler prints or logs lands
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import json
 import logging
+import os
 import sys
 import threading
 import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+from devstack.container import Container, ContainerGone
 from devstack.iam import current_function
 from devstack.template import Resolver, resources_of_type
 
@@ -195,9 +198,27 @@ class RoutedOutput(io.TextIOBase):
 class FunctionRegistry:
     """Loads and invokes the template's functions in this process."""
 
-    def __init__(self, specs: Mapping[str, FunctionSpec], logs: FunctionLogs | None = None) -> None:
+    def __init__(
+        self,
+        specs: Mapping[str, FunctionSpec],
+        logs: FunctionLogs | None = None,
+        own_process: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.specs = dict(specs)
         self.logs = logs
+        # Functions that run in a process of their own (devstack.container), each with its launcher prefix.
+        self._containers = {
+            logical: Container(
+                str(self.specs[logical].code_dir),
+                self.specs[logical].handler,
+                [str(layer) for layer in self.specs[logical].layer_dirs],
+                log=functools.partial(self._log, logical),
+                launcher=launcher,
+            )
+            for logical, launcher in (own_process or {}).items()
+        }
+        # Per-function AWS keys (devstack.iam), given to a function's own process as its credentials.
+        self.function_keys: Mapping[str, Any] = {}
         self.invocations: Counter[str] = Counter()  # per function, since start: a cheap probe for tests
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._modules: dict[str, ModuleType] = {}
@@ -258,6 +279,9 @@ class FunctionRegistry:
         initialising = False
         self._log(spec.logical_id, f"START RequestId: {rid} Version: $LATEST\n")
         try:
+            if spec.logical_id in self._containers:
+                init_ms = self._run_in_own_process(spec, event, result)
+                return
             handler = self._handlers.get(spec.logical_id)
             if handler is None:
                 initialising = True
@@ -281,6 +305,37 @@ class FunctionRegistry:
             )
             current_function.set(None)
             done.set()
+
+    def _run_in_own_process(self, spec: FunctionSpec, event: Any, result: Invocation) -> float | None:
+        """Invokes the function's own process; returns its init time when this invocation started it."""
+        request = {
+            "event": event,
+            "request_id": result.request_id,
+            "function_name": spec.function_name,
+            "arn": spec.arn,
+            "memory_mb": spec.memory_mb,
+            "remaining_ms": spec.timeout_s * 1000,
+        }
+        env = dict(os.environ)
+        keys = self.function_keys.get(spec.logical_id)
+        if keys is not None:
+            env.update(AWS_ACCESS_KEY_ID=keys.access_key_id, AWS_SECRET_ACCESS_KEY=keys.secret_access_key)
+        env["AWS_LAMBDA_FUNCTION_NAME"] = spec.function_name
+        try:
+            answer = self._containers[spec.logical_id].invoke(request, env, spec.timeout_s + 1)
+        except ContainerGone as exc:
+            answer = {"error": {"errorType": "Runtime.ExitError", "errorMessage": str(exc), "stackTrace": []}}
+        if "error" in answer:
+            result.error = answer["error"]
+            self._log(spec.logical_id, f"[ERROR] {result.error['errorType']}: {result.error['errorMessage']}\n")
+        else:
+            result.payload = answer.get("payload")
+        init_ms = answer.get("init_ms")
+        return float(init_ms) if init_ms is not None else None
+
+    def stop_own_processes(self) -> None:
+        for container in self._containers.values():
+            container.stop()
 
     def _cold_start(self, spec: FunctionSpec) -> Callable[[Any, Any], Any]:
         with self._load_locks[spec.logical_id]:

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -42,7 +43,7 @@ from devstack.aws import (
 )
 from devstack.functions import FunctionLogs, FunctionRegistry, Invocation, RoutedOutput, discover_functions
 from devstack.gateway import Gateway, RunningServer, serve_api, serve_invoke_api
-from devstack.iam import create_function_principals, function_credentials, set_enforcement
+from devstack.iam import AccessKey, create_function_principals, function_credentials, set_enforcement
 from devstack.pollers import Pollers, RetryPolicy, build_pollers, scheduled_event
 from devstack.settings import LOCAL_ZOOM, overrides_from
 from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template
@@ -73,6 +74,8 @@ class StackOptions:
     visibility_scale: float = 0.05  # a failed sweep message comes back after 5% of its VisibilityTimeout
     route_output: bool = False  # send handlers' stdout (powertools logs) to their log files
     enforce_iam: bool = True  # every function acts under its own template policy (devstack.iam)
+    # Functions that run in a process of their own (devstack.container), with a launcher prefix each.
+    own_process: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -228,14 +231,17 @@ def _start_rest(
     put_secure_parameter(resources, secret_names["ZoomClientSecretParameterName"], credentials["ZOOM_CLIENT_SECRET"])
     put_secure_parameter(resources, secret_names["ZoomWebhookSecretParameterName"], credentials["ZOOM_WEBHOOK_SECRET"])
 
-    if options.enforce_iam:
-        _enforce_function_policies(resources, closer)
+    keys = _enforce_function_policies(resources, closer) if options.enforce_iam else {}
 
     function_logs = FunctionLogs(logs_dir)
     closer.callback(function_logs.close)
     registry = FunctionRegistry(
-        discover_functions(template, options.template_path.parent, resources.resolver), function_logs
+        discover_functions(template, options.template_path.parent, resources.resolver),
+        function_logs,
+        own_process=options.own_process,
     )
+    registry.function_keys = keys
+    closer.callback(registry.stop_own_processes)
     if options.route_output:
         _route_output(function_logs, logs_dir, closer)
     invoke_api = serve_invoke_api(registry, host, options.lambda_port)
@@ -313,13 +319,14 @@ def _write_stack_json(path: Path, info: dict[str, Any], closer: contextlib.ExitS
     closer.callback(remove)
 
 
-def _enforce_function_policies(resources: LocalResources, closer: contextlib.ExitStack) -> None:
+def _enforce_function_policies(resources: LocalResources, closer: contextlib.ExitStack) -> dict[str, AccessKey]:
     """One IAM user per function from its template policy; moto checks every request from here on."""
     keys = create_function_principals(resources)
     closer.enter_context(function_credentials(keys))
     set_enforcement(resources.endpoint_url, True)
     closer.callback(set_enforcement, resources.endpoint_url, False)
     log.info("IAM enforced on the local AWS: each of %d functions acts under its template policy", len(keys))
+    return keys
 
 
 def _apply_environment(env: dict[str, str], closer: contextlib.ExitStack) -> None:
@@ -495,6 +502,7 @@ def _run(args: argparse.Namespace) -> int:
                 directory=not args.no_directory,
                 keep_directory=args.keep_directory,
                 route_output=True,
+                own_process={name: tuple(shlex.split(args.own_process_launcher)) for name in args.own_process},
             )
         )
         log.info("stack up in %.2f s", time.monotonic() - began)
@@ -534,6 +542,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-directory", action="store_true", help="do not start the demo directory")
     parser.add_argument(
         "--keep-directory", action="store_true", help="leave a demo directory started here running when the stack stops"
+    )
+    parser.add_argument(
+        "--own-process",
+        action="append",
+        default=[],
+        metavar="FUNCTION",
+        help="run this function (logical id) in a process of its own, as a Lambda sandbox (repeatable)",
+    )
+    parser.add_argument(
+        "--own-process-launcher",
+        default="",
+        help="command prefix for those processes, e.g. 'taskset -c 0' (default: none)",
     )
     commands = parser.add_subparsers(dest="command")
     invoke = commands.add_parser("invoke", help="invoke a function of the running stack (make keeper)")

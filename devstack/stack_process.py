@@ -133,15 +133,18 @@ def start_stack_process(
     extra_args: Sequence[str] = (),
     timeout: float = START_TIMEOUT_S,
     ports: Sequence[int] | None = None,
+    launcher: Sequence[str] = (),
 ) -> StackProcess:
     """Runs `python -m devstack.run` on free ports with `state_dir` as its state; returns once its stack.json is
     written and GET /v1/health answers (StackStartError if it exits or is not up in time). AWS endpoint
     variables of `env` (default: this process's environment) are dropped: the stack has its own moto server.
-    `ports` (api, aws, zoom, lambda) instead of free ones, e.g. to restart on the same ports."""
+    `ports` (api, aws, zoom, lambda) instead of free ones, e.g. to restart on the same ports. `launcher` goes
+    before the command (the bench's `taskset -c 0`)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     api, aws, zoom, lam = ports or free_ports(4)
     output = state_dir / "run.out"
     command = [
+        *launcher,
         sys.executable,
         "-m",
         "devstack.run",

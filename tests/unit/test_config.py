@@ -26,3 +26,10 @@ def test_environment_replaces_defaults_and_blank_means_unset() -> None:
     assert settings.ldap_ca_file is None
     assert settings.zoom_redirect_url is None
     assert settings.region == "eu-central-1"
+
+
+def test_stream_workers_default_to_16_and_stay_at_least_one() -> None:
+    assert Settings.from_environ({}).stream_workers == 16
+    assert Settings.from_environ({"STREAM_WORKERS": "1"}).stream_workers == 1
+    assert Settings.from_environ({"STREAM_WORKERS": "0"}).stream_workers == 1
+    assert Settings.from_environ({"STREAM_WORKERS": "many"}).stream_workers == 16

@@ -46,6 +46,8 @@ class Settings:
     ldap_ca_file: str | None
     aws_endpoint_url: str | None
     session_ttl_seconds: int = 12 * 3600
+    # Events of one stream batch worked on at once (1: one after another, the benchmark's baseline).
+    stream_workers: int = 16
     # Only the DLQ replay function has these (template.yaml gives them to it alone).
     calendar_stream_dlq_url: str = ""
     calendar_stream_function: str = ""
@@ -84,7 +86,15 @@ class Settings:
             aws_endpoint_url=opt("AWS_ENDPOINT_URL"),
             calendar_stream_dlq_url=env.get("CALENDAR_STREAM_DLQ_URL", ""),
             calendar_stream_function=env.get("CALENDAR_STREAM_FUNCTION", ""),
+            stream_workers=_whole_number(opt("STREAM_WORKERS"), default=16, least=1),
         )
+
+
+def _whole_number(value: str | None, *, default: int, least: int) -> int:
+    try:
+        return max(least, int(value)) if value is not None else default
+    except ValueError:
+        return default
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from link_zoom.config import get_settings
 from link_zoom.deadline import Deadline
 from link_zoom.domain.calendar_events import process_records, sweep_after_connect
 from link_zoom.observability import logger
@@ -26,7 +27,8 @@ def handle_stream_batch(
     records: list[Mapping[str, Any]] = list(event.get("Records") or [])
     if not records:
         return {"batchItemFailures": []}
-    results = process_records(records, Deadline.from_context(context), meetings_service)
+    workers = get_settings().stream_workers
+    results = process_records(records, Deadline.from_context(context), meetings_service, max_workers=workers)
     failed = {
         str((record.get("dynamodb") or {}).get("SequenceNumber")): error
         for record, error in zip(records, results, strict=True)
