@@ -94,13 +94,15 @@ class LocalResources:
         return aws_client(service, self.endpoint_url)
 
 
-def aws_client(service: str, endpoint_url: str) -> Any:
+def aws_client(service: str, endpoint_url: str, keys: tuple[str, str] | None = None) -> Any:
+    """A client of the local AWS with the stack's admin key (`local`), or with `keys` (a function's, devstack.iam)."""
+    access_key_id, secret_access_key = keys or ("local", "local")
     return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # moto accepts any credentials
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
     )
 
 

@@ -38,6 +38,13 @@ ADMIN_USER = "devstack-admin"
 ADMIN_KEYS = ("local", "local")
 POLICY_NAME = "template-policy"
 
+# IAM authorizes SQS's batch calls with the single action; moto checks them by their own name.
+_SQS_BATCH_ACTIONS = {
+    "sqs:DeleteMessage": "sqs:DeleteMessageBatch",
+    "sqs:SendMessage": "sqs:SendMessageBatch",
+    "sqs:ChangeMessageVisibility": "sqs:ChangeMessageVisibilityBatch",
+}
+
 # Which template function the running code serves; set by the local function runner (devstack.functions).
 current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_function", default=None)
 
@@ -64,6 +71,7 @@ def local_policy(policy: dict[str, Any]) -> dict[str, Any]:
     statements = []
     for statement in policy["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        actions = actions + [_SQS_BATCH_ACTIONS[a] for a in actions if a in _SQS_BATCH_ACTIONS]
         resource = statement["Resource"] if all(a.startswith("sqs:") for a in actions) else "*"
         statements.append({"Effect": statement["Effect"], "Action": actions, "Resource": resource})
     return {"Version": "2012-10-17", "Statement": statements}

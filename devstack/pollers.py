@@ -22,6 +22,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -214,13 +215,17 @@ class StreamPoller(_Poller):
         registry: FunctionRegistry,
         endpoint_url: str,
         retry: RetryPolicy = RetryPolicy(),
+        keys: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(f"stream-{mapping.function}-{mapping.event}")
         self.mapping = mapping
         self.registry = registry
         self.retry = retry
-        self._streams = aws_client("dynamodbstreams", endpoint_url)
-        self._sqs = aws_client("sqs", endpoint_url)
+        # As Lambda's event source mapping: it reads the stream and sends to the destination as the function's
+        # role (`keys`, when the stack enforces IAM); looking a queue's URL up is the stack's own business.
+        self._streams = aws_client("dynamodbstreams", endpoint_url, keys)
+        self._sqs = aws_client("sqs", endpoint_url, keys)
+        self._sqs_lookup = aws_client("sqs", endpoint_url)
         self._region = mapping.stream_arn.split(":")[3]
         self._shards: list[_Shard] = []
 
@@ -415,7 +420,7 @@ class StreamPoller(_Poller):
         if arn.split(":")[2] != "sqs":
             log.error("%s: only SQS on-failure destinations run locally, not %s", self.mapping.function, arn)
             return
-        url = self._sqs.get_queue_url(QueueName=arn.split(":")[5])["QueueUrl"]
+        url = self._sqs_lookup.get_queue_url(QueueName=arn.split(":")[5])["QueueUrl"]
         self._sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
 
 
@@ -431,15 +436,18 @@ class QueuePoller(_Poller):
         registry: FunctionRegistry,
         endpoint_url: str,
         visibility_scale: float = 1.0,
+        keys: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(f"sqs-{mapping.function}-{mapping.event}")
         self.mapping = mapping
         self.registry = registry
         self.visibility_scale = visibility_scale
-        self._sqs = aws_client("sqs", endpoint_url)
+        # Receives, deletes and returns messages as the function's role (`keys`), as Lambda's mapping does.
+        self._sqs = aws_client("sqs", endpoint_url, keys)
         self._region = mapping.queue_arn.split(":")[3]
-        self._url = self._sqs.get_queue_url(QueueName=mapping.queue_arn.split(":")[5])["QueueUrl"]
-        attributes = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["VisibilityTimeout"])
+        setup = aws_client("sqs", endpoint_url)
+        self._url = setup.get_queue_url(QueueName=mapping.queue_arn.split(":")[5])["QueueUrl"]
+        attributes = setup.get_queue_attributes(QueueUrl=self._url, AttributeNames=["VisibilityTimeout"])
         self._visibility_s = int(attributes["Attributes"].get("VisibilityTimeout", 30))
 
     def _poll_once(self) -> float:
@@ -554,9 +562,18 @@ def build_pollers(
     *,
     retry: RetryPolicy = RetryPolicy(),
     visibility_scale: float = 1.0,
+    keys: Mapping[str, tuple[str, str]] | None = None,
 ) -> Pollers:
-    """A poller for every DynamoDB and SQS event of the template (not started)."""
+    """A poller for every DynamoDB and SQS event of the template (not started); with `keys` ({function: access
+    key}), each polls as its function."""
+    keys = keys or {}
     return Pollers(
-        streams=[StreamPoller(m, registry, endpoint_url, retry) for m in stream_mappings(registry, resolver)],
-        queues=[QueuePoller(m, registry, endpoint_url, visibility_scale) for m in queue_mappings(registry, resolver)],
+        streams=[
+            StreamPoller(m, registry, endpoint_url, retry, keys.get(m.function))
+            for m in stream_mappings(registry, resolver)
+        ],
+        queues=[
+            QueuePoller(m, registry, endpoint_url, visibility_scale, keys.get(m.function))
+            for m in queue_mappings(registry, resolver)
+        ],
     )

@@ -261,6 +261,7 @@ def _start_rest(
         moto.endpoint_url,
         retry=RetryPolicy(first_delay_s=options.stream_retry_delay_s),
         visibility_scale=options.visibility_scale,
+        keys={f: (k.access_key_id, k.secret_access_key) for f, k in keys.items()},  # mappings act as their functions
     )
     pollers.start()
     closer.callback(pollers.stop)

@@ -17,6 +17,7 @@ import secrets as stdlib_secrets
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +29,7 @@ from devstack.aws import LocalResources
 from devstack.stack_process import StackProcess
 from devstack.template import ROOT
 from devstack.zoom_emulator import EmulatorHandle, complete_consent, sign_webhook
+from devstack.zoom_emulator.webhooks import iso_ms
 from tests.integration.connection.zoom_flow import Person
 from tests.resilience.harness import (
     ZOOM_PASSWORD,
@@ -164,7 +166,12 @@ def test_replayed_and_forged_webhooks_change_nothing(
     assert zoom_user is not None
     body = event_body(
         "app_deauthorized",
-        {"user_id": zoom_user.id, "account_id": zoom_user.account_id, "client_id": zoom_on.config.client_id},
+        {
+            "user_id": zoom_user.id,
+            "account_id": zoom_user.account_id,
+            "client_id": zoom_on.config.client_id,
+            "deauthorization_time": iso_ms(datetime.now(UTC)),  # after bob's consent: the genuine one acts
+        },
     )
     now = int(time.time())
     harmless = event_body("app_deauthorized", {"user_id": "someone-else", "client_id": zoom_on.config.client_id})
