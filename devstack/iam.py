@@ -56,13 +56,26 @@ class AccessKey:
 
 
 def template_policy(template: dict[str, Any], resolver: Any, logical: str) -> dict[str, Any]:
-    """The function's policy as the template states it (plain statements only), intrinsics resolved."""
+    """The function's policy as the template states it, intrinsics resolved: its Policies (plain statements only)
+    or, for a function with a Role of the template, that role's inline policies."""
     props = template["Resources"][logical].get("Properties") or {}
+    role = props.get("Role")
+    if role is not None:
+        return _role_policy(template, resolver, logical, role)
     statements: list[dict[str, Any]] = []
     for entry in props.get("Policies") or []:
         if not isinstance(entry, dict) or set(entry) != {"Statement"}:
             raise ValueError(f"{logical}: give Policies as plain statements, not {entry!r}")
         statements.extend(resolver.resolve(entry["Statement"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _role_policy(template: dict[str, Any], resolver: Any, logical: str, role: Any) -> dict[str, Any]:
+    role_logical = (role.get("Fn::GetAtt") or [None])[0] if isinstance(role, dict) else None
+    if role_logical not in template["Resources"]:
+        raise ValueError(f"{logical}: only a Role of this template (!GetAtt <Role>.Arn) can run locally")
+    policies = (template["Resources"][role_logical].get("Properties") or {}).get("Policies") or []
+    statements = [st for p in policies for st in resolver.resolve(p["PolicyDocument"]["Statement"])]
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -5,6 +5,7 @@ tests/integration/devstack/test_function_policies.py proves the actions at run t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +206,32 @@ def test_the_sign_in_waf_is_optional_and_limits_post_session_per_address() -> No
     }
     assert matches == {"/v1/session", "POST"}
     assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+
+
+def test_no_role_gets_a_managed_policy_beyond_logs_and_tracing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SAM adds AWSLambdaDynamoDBExecutionRole / AWSLambdaSQSQueueExecutionRole (on every stream or queue) to a
+    function with an event source and Policies: those functions have their own roles instead."""
+    import re
+
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    source = (Path(__file__).parents[2] / "template.yaml").read_text()
+    # The translator wants packaged code; the code's location does not change the roles.
+    source = re.sub(r"(CodeUri|ContentUri): \S+", r"\1: s3://bucket/code.zip", source)
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    translated = transform(yaml_parse(source), {}, NoManagedPolicies())
+    allowed = {"service-role/AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
+    roles = {n: r for n, r in translated["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    assert len(roles) == len(FUNCTIONS)
+    for name, role in roles.items():
+        # The session function may join the directory's VPC (its ENIs need the VPC access policy).
+        mine = allowed | ({"service-role/AWSLambdaVPCAccessExecutionRole"} if name == "SessionFunctionRole" else set())
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            text = arn if isinstance(arn, str) else arn["Fn::Sub"]  # ours are !Sub with the partition
+            assert text.split(":policy/", 1)[1] in mine, (name, arn)
