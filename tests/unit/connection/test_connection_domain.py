@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -119,23 +120,29 @@ def test_a_rate_limited_code_exchange_is_a_failed_exchange(aws: dict[str, str], 
 
 
 def test_a_connection_that_cannot_be_stored_is_revoked_and_left_behind_by_nothing(
-    aws: dict[str, str], zoom_http: FakeZoomTransport, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    aws: dict[str, str], zoom_http: FakeZoomTransport, caplog: pytest.LogCaptureFixture
 ) -> None:
     from botocore.exceptions import ClientError
 
     from link_zoom.adapters import preferences_store
 
-    def failing_upsert(*args: object, **kwargs: object) -> None:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "down"}}, "UpdateItem")
+    class RowsDown:
+        """The preferences table failing its writes (reads and deletes still reach moto)."""
 
-    monkeypatch.setattr(preferences_store, "upsert_preference", failing_upsert)
-    state = _params(composition.connection().start_authorization(USER, REDIRECT).authorize_url)["state"]
+        def upsert_preference(self, user_id: str, resource: str, tag: str) -> object:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "down"}}, "UpdateItem")
+
+        def delete_preference(self, user_id: str, resource: str, tag: str) -> bool:
+            return preferences_store.delete_preference(user_id, resource, tag)
+
+    rows_down = dataclasses.replace(composition.connection(), preferences=RowsDown())
+    state = _params(rows_down.start_authorization(USER, REDIRECT).authorize_url)["state"]
     zoom_http.answer(200, TOKENS)
     zoom_http.answer(200, ZOOM_USER)
     zoom_http.answer(200, None)  # the revoke
 
     with pytest.raises(connection.ConnectionNotStored):
-        composition.connection().complete_authorization(state, "the-code", None)
+        rows_down.complete_authorization(state, "the-code", None)
 
     revoke = zoom_http.sent[-1]
     # Zoom documents revoke with the access token
