@@ -448,6 +448,16 @@ def _register_control(app: Flask, store: Store) -> None:
         store.set_latency(ms)
         return _json({"ms": ms})
 
+    @app.post(f"{CONTROL_PREFIX}/daily-limit")
+    def set_daily_limit() -> Response:
+        body = _control_body()
+        for name in ("limit", "window_seconds"):
+            value = body.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise BadRequest(f"{name} must be a whole number, 1 or more.")
+        store.set_daily_limit(body.get("limit"), body.get("window_seconds"))
+        return _json({"limit": config.daily_meeting_limit, "window_seconds": config.daily_window_s})
+
     @app.get(f"{CONTROL_PREFIX}/calls")
     def list_calls() -> Response:
         return _json(store.calls)
@@ -480,6 +490,17 @@ def _register_control(app: Flask, store: Store) -> None:
         if store.user_by_email(email) is None:
             raise NotFound(f"No user {email} has signed in.")
         return _json({"expired": store.expire_access_tokens(email)})
+
+    @app.post(f"{CONTROL_PREFIX}/users/<email>/settings")
+    def user_settings(email: str) -> Response:
+        body = _control_body("use_pmi")
+        if not isinstance(body["use_pmi"], bool):
+            raise BadRequest("use_pmi must be a boolean.")
+        user = store.user_by_email(email)
+        if user is None:
+            raise NotFound("No such user has signed in.")
+        store.set_use_pmi(user, body["use_pmi"])
+        return _json({"use_pmi": body["use_pmi"]})
 
     @app.post(f"{CONTROL_PREFIX}/users/<email>/deauthorize")
     def deauthorize(email: str) -> Response:

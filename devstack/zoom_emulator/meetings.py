@@ -39,6 +39,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "audio": "voip",
     "auto_recording": "none",
     "meeting_authentication": False,
+    "use_pmi": False,
 }
 
 

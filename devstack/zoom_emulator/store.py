@@ -11,6 +11,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import threading
@@ -41,6 +42,9 @@ class EmulatorConfig:
     access_token_ttl: int = 3599
     refresh_token_ttl: int = 90 * 86400
     daily_meeting_limit: int = 100  # meeting create + update requests per user per UTC day
+    # The "day" of that limit; tests shorten it, and then the 429 carries a Retry-After to the window's end
+    # (Zoom itself sends none for its daily limit: the quota comes back at 00:00 UTC).
+    daily_window_s: int = 86400
     # How many access tokens of one user and app are valid at once. Zoom's default is 1: a refresh
     # or a new consent ends the access token issued before it.
     token_tolerance: int = 1
@@ -131,6 +135,11 @@ def _stable_id(kind: str, value: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def personal_meeting_id(user_id: str) -> int:
+    """The user's PMI: 10 digits (generated meeting ids have 11), stable per user."""
+    return 10**9 + int.from_bytes(hashlib.sha256(f"pmi:{user_id}".encode()).digest()[:8], "big") % (9 * 10**9)
+
+
 def _new_token() -> str:
     # Opaque, long and unique, so tests can search logs and tables for them.
     return "eyJ" + secrets.token_urlsafe(96)
@@ -173,6 +182,7 @@ class Store:
             self._by_refresh: dict[str, Grant] = {}
             self._meetings: dict[int, Meeting] = {}
             self._daily: dict[tuple[str, str], int] = {}  # (user id, UTC date) -> create/update requests
+            self._use_pmi: set[str] = set()  # ids of users whose profile says "use Personal Meeting ID"
             self._faults: list[Fault] = []
             self._calls: list[dict[str, Any]] = []
             self._latency_ms = 0
@@ -326,33 +336,58 @@ class Store:
 
     # --- meetings
 
+    def set_daily_limit(self, limit: int | None = None, window_s: int | None = None) -> None:
+        with self._lock:
+            if limit is not None:
+                self.config.daily_meeting_limit = limit
+            if window_s is not None:
+                self.config.daily_window_s = window_s
+
     def count_meeting_request(self, user: User) -> None:
         """Zoom's daily limit on meeting creates and updates, counted per user and UTC day, invalid ones too."""
         with self._lock:
-            key = (user.id, self.utcnow().date().isoformat())
+            window = self.config.daily_window_s
+            now = self.now()
+            key = (user.id, str(int(now // window)))
             if self._daily.get(key, 0) >= self.config.daily_meeting_limit:
-                raise ApiError(
-                    429,
-                    429,
-                    "You have reached the maximum per day limit for this API.",
-                    headers={
-                        "X-RateLimit-Type": "Daily-limit",
-                        "X-RateLimit-Limit": str(self.config.daily_meeting_limit),
-                        "X-RateLimit-Remaining": "0",
-                    },
-                )
+                headers = {
+                    "X-RateLimit-Type": "Daily-limit",
+                    "X-RateLimit-Limit": str(self.config.daily_meeting_limit),
+                    "X-RateLimit-Remaining": "0",
+                }
+                if window != 86400:
+                    headers["Retry-After"] = str(math.ceil(window - now % window))
+                raise ApiError(429, 429, "You have reached the maximum per day limit for this API.", headers=headers)
             self._daily[key] = self._daily.get(key, 0) + 1
+
+    def set_use_pmi(self, user: User, use_pmi: bool) -> None:
+        """The user's profile setting "use Personal Meeting ID when scheduling a meeting"."""
+        with self._lock:
+            (self._use_pmi.add if use_pmi else self._use_pmi.discard)(user.id)
 
     def create_meeting(self, user: User, changes: MeetingChanges) -> dict[str, Any]:
         with self._lock:
+            now = self.utcnow().replace(microsecond=0)
+            if self._takes_pmi(user, changes):
+                # As at Zoom: the meeting IS the user's PMI, shared by every meeting scheduled with it.
+                pmi = personal_meeting_id(user.id)
+                meeting = self._meetings.get(pmi) or Meeting(
+                    pmi, user.id, user.email, self.base_url, created_at=now, start_time=now
+                )
+                meeting.apply(changes, now)
+                meeting.settings["use_pmi"] = True
+                self._meetings[pmi] = meeting
+                return meeting.to_api()
             meeting_id = secrets.randbelow(9 * 10**10) + 10**10  # 11 digits, like Zoom's
             while meeting_id in self._meetings:
                 meeting_id = secrets.randbelow(9 * 10**10) + 10**10
-            now = self.utcnow().replace(microsecond=0)
             meeting = Meeting(meeting_id, user.id, user.email, self.base_url, created_at=now, start_time=now)
             meeting.apply(changes, now)
             self._meetings[meeting_id] = meeting
             return meeting.to_api()
+
+    def _takes_pmi(self, user: User, changes: MeetingChanges) -> bool:
+        return user.id in self._use_pmi and (changes.settings or {}).get("use_pmi") is not False
 
     def get_meeting(self, user: User, meeting_id: str) -> dict[str, Any]:
         with self._lock:

@@ -72,9 +72,13 @@ class Fault:
         status = self.spec.get("status")
         return status is not None and 200 <= status < 300 and self.spec.get("body") is not None
 
+    @property
+    def server_error(self) -> bool:
+        return (self.spec.get("status") or 0) >= 500
+
     def lasting_for(self, method: str) -> bool:
-        """A create is never re-sent once it may have reached Zoom: one slow or unreadable answer fails it."""
-        return self.lasting or ((self.slow or self.unreadable_success) and method == "POST")
+        """A create is never re-sent once it may have reached Zoom: one slow, unreadable or 5xx answer fails it."""
+        return self.lasting or ((self.slow or self.unreadable_success or self.server_error) and method == "POST")
 
     def on(self, zoom: EmulatorHandle, method: str, path: str) -> None:
         spec = self.spec if method in ("POST", "GET") or self.spec_without_body is None else self.spec_without_body
@@ -341,6 +345,8 @@ LOST_ANSWERS = [
     Fault("timeout", {"delay_ms": SLOW_MS}, False),
     # Zoom made the meeting and answered 201, with a body nobody can read.
     Fault("unreadable 201", {"status": 201, "body": "{not json", "after_handling": True}, False),
+    # Zoom made the meeting, then answered 500 ("make it, then fail").
+    Fault("made, then 500", {"status": 500, "after_handling": True}, False),
 ]
 
 

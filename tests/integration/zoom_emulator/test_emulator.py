@@ -594,6 +594,32 @@ def test_daily_limit_counts_creates_and_updates_per_user_and_day() -> None:
         assert create_meeting(emu, fresh).status_code == 201
 
 
+def test_a_shortened_daily_window_answers_with_a_retry_after_and_then_lets_requests_through() -> None:
+    with start_emulator(EmulatorConfig()) as emu:
+        assert control(emu, "POST", "/daily-limit", json={"limit": 1, "window_seconds": 3}).status_code == 200
+        assert control(emu, "POST", "/daily-limit", json={"limit": 0}).status_code == 400
+        alice = connect(emu, ALICE)["access_token"]
+        assert create_meeting(emu, alice).status_code == 201
+        over = create_meeting(emu, alice)
+        assert over.status_code == 429 and over.headers["X-RateLimit-Type"] == "Daily-limit"
+        assert 1 <= int(over.headers["Retry-After"]) <= 3
+        emu.state.advance_clock(int(over.headers["Retry-After"]))
+        assert create_meeting(emu, alice).status_code == 201
+
+
+def test_a_user_on_pmi_gets_the_pmi_unless_the_create_says_use_pmi_false(emu: EmulatorHandle) -> None:
+    token = connect(emu)["access_token"]
+    assert control(emu, "POST", f"/users/{ALICE}/settings", json={"use_pmi": True}).status_code == 200
+    first = create_meeting(emu, token, topic="One").json()
+    second = create_meeting(emu, token, topic="Two").json()
+    assert first["id"] == second["id"] and len(str(first["id"])) == 10  # both are the one PMI
+    assert second["settings"]["use_pmi"] is True
+    own = create_meeting(emu, token, topic="Own", settings={"use_pmi": False}).json()
+    assert own["id"] != first["id"] and own["settings"]["use_pmi"] is False
+    assert control(emu, "POST", f"/users/{ALICE}/settings", json={"use_pmi": "yes"}).status_code == 400
+    assert control(emu, "POST", "/users/nobody@corp.example/settings", json={"use_pmi": True}).status_code == 404
+
+
 def test_default_daily_limit_is_100() -> None:
     assert EmulatorConfig().daily_meeting_limit == 100
 

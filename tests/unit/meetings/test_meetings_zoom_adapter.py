@@ -118,6 +118,7 @@ def test_create_sends_a_scheduled_meeting_in_utc_with_the_events_zone(transport:
         "duration": 76,
         "timezone": "Europe/Berlin",
         "default_password": True,
+        "settings": {"use_pmi": False},
     }
 
 
@@ -199,6 +200,12 @@ def test_429_that_keeps_coming_is_rate_limited(transport: ScriptedTransport) -> 
     assert len(transport.requests) == zoom_meetings.MAX_RATE_LIMIT_WAITS + 1
 
 
+def test_a_create_whose_connection_timed_out_is_retried_then_succeeds(transport: ScriptedTransport) -> None:
+    transport.answers = [Answer(error=requests.ConnectTimeout), Answer(201, CREATED)]
+    assert api().create(TOKEN, SCHEDULE, Deadline(10)).meeting_id == "85746065432"
+    assert len(transport.requests) == 2
+
+
 @pytest.mark.parametrize(
     "failure",
     [
@@ -208,9 +215,9 @@ def test_429_that_keeps_coming_is_rate_limited(transport: ScriptedTransport) -> 
     ],
     ids=["500", "503", "connect-timeout"],
 )
-def test_transient_failures_are_retried_then_succeed(transport: ScriptedTransport, failure: Answer) -> None:
-    transport.answers = [failure, Answer(201, CREATED)]
-    assert api().create(TOKEN, SCHEDULE, Deadline(10)).meeting_id == "85746065432"
+def test_moves_are_retried_after_transient_failures(transport: ScriptedTransport, failure: Answer) -> None:
+    transport.answers = [failure, Answer(204)]
+    api().update(TOKEN, "1", SCHEDULE, Deadline(10))
     assert len(transport.requests) == 2
 
 
@@ -222,8 +229,22 @@ def test_transient_failures_are_retried_then_succeed(transport: ScriptedTranspor
 def test_transient_failures_that_persist_are_zoom_unavailable(transport: ScriptedTransport, failure: Answer) -> None:
     transport.answers = [failure] * 10
     with pytest.raises(ZoomUnavailable):
-        api().create(TOKEN, SCHEDULE, Deadline(10))
+        api().update(TOKEN, "1", SCHEDULE, Deadline(10))
     assert len(transport.requests) == zoom_meetings.MAX_ATTEMPTS
+
+
+def test_a_create_answered_with_a_5xx_is_not_sent_again(transport: ScriptedTransport) -> None:
+    # Zoom may have made the meeting before its 5xx: the next attempt adopts it by its claim reference.
+    transport.answers = [Answer(500, {"code": 500, "message": "Internal"}), Answer(201, CREATED)]
+    with pytest.raises(ZoomOutcomeUnknown):
+        api().create(TOKEN, SCHEDULE, Deadline(10))
+    assert len(transport.requests) == 1
+
+
+def test_every_create_asks_for_its_own_meeting_id_not_the_pmi(transport: ScriptedTransport) -> None:
+    transport.answers = [Answer(201, CREATED)]
+    api().create(TOKEN, SCHEDULE, Deadline(10))
+    assert json.loads(transport.requests[0].body or b"")["settings"] == {"use_pmi": False}
 
 
 @pytest.mark.parametrize(
@@ -342,11 +363,11 @@ def test_the_session_is_one_per_process(monkeypatch: pytest.MonkeyPatch) -> None
 def test_metrics_count_meetings_and_errors(transport: ScriptedTransport, monkeypatch: pytest.MonkeyPatch) -> None:
     counted: list[str] = []
     monkeypatch.setattr(zoom_meetings, "count", lambda name, value=1: counted.append(name))
-    transport.answers = [Answer(500, {}), Answer(201, CREATED), Answer(204), Answer(204)]
+    transport.answers = [Answer(201, CREATED), Answer(500, {}), Answer(204), Answer(204)]
     api().create(TOKEN, SCHEDULE, Deadline(10))
     api().update(TOKEN, "1", SCHEDULE, Deadline(10))
     api().delete(TOKEN, "1", Deadline(10))
-    assert counted == ["ZoomErrors", "MeetingsCreated", "MeetingsMoved", "MeetingsDeleted"]
+    assert counted == ["MeetingsCreated", "ZoomErrors", "MeetingsMoved", "MeetingsDeleted"]
 
 
 def test_zooms_daily_limit_is_rate_limited_until_midnight_without_waiting(transport: ScriptedTransport) -> None:

@@ -4,8 +4,9 @@ One requests.Session per warm process (its connection pool is reused across invo
 Retries: 429 waits for Retry-After (or a jittered back-off) while the caller's deadline allows, then
 `ZoomRateLimited`; 5xx, timeouts, broken connections and unreadable answers are retried a few times, then
 `ZoomUnavailable`. A create is never re-sent once it may have reached Zoom (a second POST would make a
-second meeting): it waits longer for its answer instead, and a create whose answer is lost raises
-`ZoomOutcomeUnknown`. Each create made for a link claim carries the claim's reference in its agenda;
+second meeting): it waits longer for its answer instead, and a create whose answer is lost, unreadable or a
+5xx raises `ZoomOutcomeUnknown`; every create sends `settings.use_pmi: false`. Each create made for a link
+claim carries the claim's reference in its agenda;
 `find_created` lists the user's upcoming meetings to find the ones a lost create made. 401 is
 `ZoomTokenRejected` (the connection code refreshes or gives up); a meeting Zoom no longer has is
 `ZoomMeetingNotFound`; any other 4xx is `ZoomRejected`. Logs carry Zoom's code and message, never a token or a body.
@@ -184,6 +185,9 @@ class ZoomMeetingsApi:
             "duration": schedule.duration_minutes,
             "timezone": schedule.time_zone,
             "default_password": True,
+            # A user whose profile says "use PMI" would otherwise get their Personal Meeting ID, shared by
+            # all their meetings: moving or deleting the event's meeting would hit every one of them.
+            "settings": {"use_pmi": False},
         }
         if reference is not None:
             body["agenda"] = agenda_for(reference)
@@ -321,99 +325,142 @@ class ZoomMeetingsApi:
         *,
         operation: str,
     ) -> dict[str, Any]:
-        import requests
-
-        # A create that reached Zoom may have made the meeting even if its answer never came back: it is
-        # given all the time Zoom may take and is never re-sent then (a second POST makes a second meeting).
-        resendable = method != "POST"
-        read_timeout = config.ZOOM_READ_TIMEOUT_S if resendable else config.ZOOM_CREATE_READ_TIMEOUT_S
+        # A create that reached Zoom may have made the meeting even if its answer never came back (or came
+        # back as a 5xx): it is given all the time Zoom may take and is never re-sent (a second POST makes a
+        # second meeting); the caller adopts the meeting by its claim reference instead.
+        request = _Request(method, self._base_url + path, path, access_token, body, operation)
         failures = 0
         rate_limited = 0
         while True:
-            remaining = deadline.remaining()
-            if remaining < MIN_ATTEMPT_S:
+            if deadline.remaining() < MIN_ATTEMPT_S:
                 raise ZoomUnavailable()
-            timeout = (min(config.ZOOM_CONNECT_TIMEOUT_S, remaining), min(read_timeout, remaining))
-            problem: str
-            try:
-                response = _http().request(
-                    method,
-                    self._base_url + path,
-                    json=body,
-                    headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-                    timeout=timeout,
-                    allow_redirects=False,
-                )
-            except requests.ConnectTimeout:
-                problem = "connect timeout"
-            except requests.Timeout:
-                problem = "timeout"
-                if not resendable:
-                    count("ZoomErrors")
-                    logger.warning("zoom create timed out; not re-sent", extra={"operation": operation})
-                    raise ZoomOutcomeUnknown() from None
-            except requests.RequestException as exc:
-                problem = "connection failed"
-                if not resendable and not _never_sent(exc):
-                    count("ZoomErrors")
-                    logger.warning("zoom create lost its answer; not re-sent", extra={"operation": operation})
-                    raise ZoomOutcomeUnknown() from None
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    if method not in ("POST", "GET"):
-                        return {}
-                    try:
-                        data = response.json()
-                    except ValueError:
-                        data = None
-                    if isinstance(data, dict):
-                        return data
-                    problem = "unreadable answer"
-                    if not resendable:
-                        # A 2xx to a create: Zoom made the meeting, we just cannot read which one.
-                        count("ZoomErrors")
-                        logger.warning("zoom create answer unreadable; not re-sent", extra={"operation": operation})
-                        raise ZoomOutcomeUnknown()
-                else:
-                    count("ZoomErrors")
-                    zoom_code, zoom_message = _zoom_error(response)
-                    logger.warning(
-                        "zoom answered an error",
-                        extra={
-                            "operation": operation,
-                            "status": status,
-                            "zoom_code": zoom_code,
-                            "zoom_message": zoom_message,
-                        },
-                    )
-                    if status == 401:
-                        raise ZoomTokenRejected()
-                    if status == 404 and path.startswith("/meetings/"):
-                        raise ZoomMeetingNotFound(path.rsplit("/", 1)[-1])
-                    if status == 429:
-                        rate_limited += 1
-                        if response.headers.get("X-RateLimit-Type", "").lower().startswith("daily"):
-                            # The user's 100 creates/updates a day are used up: waiting seconds cannot help.
-                            raise ZoomRateLimited(_seconds_to_utc_midnight())
-                        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-                        wait = (
-                            retry_after
-                            if retry_after is not None
-                            else _jitter(RATE_LIMIT_BACKOFF_S * 2 ** (rate_limited - 1))
-                        )
-                        if rate_limited > MAX_RATE_LIMIT_WAITS or wait > deadline.remaining() - MIN_ATTEMPT_S:
-                            raise ZoomRateLimited(math.ceil(wait))
-                        time.sleep(wait)
-                        continue
-                    if status < 500:
-                        raise ZoomRejected(zoom_code, zoom_message)
-                    problem = f"status {status}"
-            if not problem.startswith("status"):
-                count("ZoomErrors")
-                logger.warning("zoom call failed", extra={"operation": operation, "problem": problem})
+            outcome = _attempt(request, deadline)
+            if isinstance(outcome, dict):
+                return outcome
+            if isinstance(outcome, _RateLimit):
+                rate_limited += 1
+                _wait_out(outcome, rate_limited, deadline)
+                continue
             failures += 1
             backoff = _jitter(BACKOFF_BASE_S * 2**failures)
             if failures >= MAX_ATTEMPTS or backoff > deadline.remaining() - MIN_ATTEMPT_S:
                 raise ZoomUnavailable()
             time.sleep(backoff)
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    url: str
+    path: str
+    access_token: str
+    body: dict[str, Any] | None
+    operation: str
+
+    @property
+    def resendable(self) -> bool:
+        return self.method != "POST"
+
+
+@dataclass(frozen=True)
+class _RateLimit:
+    """A 429 that may be waited out: `retry_after` seconds (None: Zoom gave none)."""
+
+    retry_after: float | None
+
+
+def _outcome_unknown(request: _Request, what: str) -> ZoomOutcomeUnknown:
+    count("ZoomErrors")
+    logger.warning(f"zoom create {what}; not re-sent", extra={"operation": request.operation})
+    return ZoomOutcomeUnknown()
+
+
+def _attempt(request: _Request, deadline: Deadline) -> dict[str, Any] | _RateLimit | str:
+    """One request: Zoom's answer as a dict, a 429 to wait out, or the problem of a failure worth retrying."""
+    import requests
+
+    remaining = deadline.remaining()
+    read_timeout = config.ZOOM_READ_TIMEOUT_S if request.resendable else config.ZOOM_CREATE_READ_TIMEOUT_S
+    problem: str
+    try:
+        response = _http().request(
+            request.method,
+            request.url,
+            json=request.body,
+            headers={"Authorization": f"Bearer {request.access_token}", "Accept": "application/json"},
+            timeout=(min(config.ZOOM_CONNECT_TIMEOUT_S, remaining), min(read_timeout, remaining)),
+            allow_redirects=False,
+        )
+    except requests.ConnectTimeout:
+        problem = "connect timeout"
+    except requests.Timeout:
+        if not request.resendable:
+            raise _outcome_unknown(request, "timed out") from None
+        problem = "timeout"
+    except requests.RequestException as exc:
+        if not request.resendable and not _never_sent(exc):
+            raise _outcome_unknown(request, "lost its answer") from None
+        problem = "connection failed"
+    else:
+        return _answer_of(request, response)
+    count("ZoomErrors")
+    logger.warning("zoom call failed", extra={"operation": request.operation, "problem": problem})
+    return problem
+
+
+def _answer_of(request: _Request, response: requests.Response) -> dict[str, Any] | _RateLimit | str:
+    status = response.status_code
+    if 200 <= status < 300:
+        if request.method not in ("POST", "GET"):
+            return {}
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return data
+        if not request.resendable:
+            # A 2xx to a create: Zoom made the meeting, we just cannot read which one.
+            raise _outcome_unknown(request, "answer unreadable")
+        count("ZoomErrors")
+        logger.warning("zoom call failed", extra={"operation": request.operation, "problem": "unreadable answer"})
+        return "unreadable answer"
+    count("ZoomErrors")
+    zoom_code, zoom_message = _zoom_error(response)
+    logger.warning(
+        "zoom answered an error",
+        extra={"operation": request.operation, "status": status, "zoom_code": zoom_code, "zoom_message": zoom_message},
+    )
+    if status == 429:
+        return _rate_limit_of(response)
+    _raise_for_4xx(request, status, zoom_code, zoom_message)
+    if not request.resendable:
+        # Zoom may have made the meeting before failing (its 5xx come from anywhere in its chain).
+        logger.warning("zoom create failed with a server error; not re-sent", extra={"operation": request.operation})
+        raise ZoomOutcomeUnknown()
+    return f"status {status}"
+
+
+def _raise_for_4xx(request: _Request, status: int, zoom_code: int | None, zoom_message: str) -> None:
+    if status == 401:
+        raise ZoomTokenRejected()
+    if status == 404 and request.path.startswith("/meetings/"):
+        raise ZoomMeetingNotFound(request.path.split("?", 1)[0].rsplit("/", 1)[-1])
+    if status < 500:
+        raise ZoomRejected(zoom_code, zoom_message)
+
+
+def _rate_limit_of(response: requests.Response) -> _RateLimit:
+    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+    if response.headers.get("X-RateLimit-Type", "").lower().startswith("daily"):
+        # The user's 100 creates/updates a day are used up: waiting seconds cannot help. Zoom often sends no
+        # Retry-After for it: the quota comes back at 00:00 UTC.
+        raise ZoomRateLimited(math.ceil(retry_after) if retry_after is not None else _seconds_to_utc_midnight())
+    return _RateLimit(retry_after)
+
+
+def _wait_out(limit: _RateLimit, times: int, deadline: Deadline) -> None:
+    wait = limit.retry_after if limit.retry_after is not None else _jitter(RATE_LIMIT_BACKOFF_S * 2 ** (times - 1))
+    if times > MAX_RATE_LIMIT_WAITS or wait > deadline.remaining() - MIN_ATTEMPT_S:
+        raise ZoomRateLimited(max(1, math.ceil(wait)))
+    time.sleep(wait)
