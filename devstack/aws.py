@@ -71,6 +71,9 @@ def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
     from moto.server import ThreadedMotoServer
 
     atomic_moto_dynamodb()
+    from devstack.kms_fidelity import match_aws
+
+    match_aws()  # KMS errors as AWS gives them (disabled key, changed key id): see devstack/kms_fidelity.py
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()

@@ -205,6 +205,7 @@ def _reset_caches() -> None:
     aws.forget_clients()
     dynamo.forget_bindings()
     flag._ssm_provider = None
+    flag.forget_switch()
 
 
 def _connect(world: _World, user_id: str, email: str) -> None:

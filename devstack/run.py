@@ -72,6 +72,7 @@ class StackOptions:
     keep_directory: bool = False  # leave a directory this stack started running after stop()
     stream_retry_delay_s: float = 0.2
     visibility_scale: float = 0.05  # a failed sweep message comes back after 5% of its VisibilityTimeout
+    event_work_backoff_s: float = 1.0  # the first retry's delay of failed per-event work (AWS: 30 s)
     route_output: bool = False  # send handlers' stdout (powertools logs) to their log files
     enforce_iam: bool = True  # every function acts under its own template policy (devstack.iam)
     # Functions that run in a process of their own (devstack.container), with a launcher prefix each.
@@ -249,6 +250,8 @@ def _start_rest(
     environment = stack_environment(resources)
     # The functions' own lambda clients (DlqReplay invokes CalendarStream) reach the local Invoke API.
     environment["AWS_ENDPOINT_URL_LAMBDA"] = invoke_api.url
+    # Failed event work comes back after seconds locally, not after AWS's 30 s doubling to 15 minutes.
+    environment["EVENT_WORK_BACKOFF_BASE_S"] = str(options.event_work_backoff_s)
     _apply_environment(environment, closer)
 
     gateway = Gateway(registry, resources.resolver, access_log=logs_dir / "access.log")

@@ -46,6 +46,7 @@ def reset_process_caches() -> None:
     aws.forget_clients()
     dynamo.forget_bindings()
     flag._ssm_provider = None
+    flag.forget_switch()
 
 
 def put_zoom_secrets(resources: LocalResources) -> None:

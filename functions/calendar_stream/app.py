@@ -15,4 +15,4 @@ from link_zoom.observability import logger, metrics
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Partial batch failures: only the failed records (and the later records of their events) come back.
-    return batches.handle_stream_batch(event, context, composition.meetings_for_fan_out)
+    return batches.handle_stream_batch(event, context, composition.meetings_for_fan_out, composition.event_work)

@@ -15,4 +15,4 @@ from link_zoom.observability import logger, metrics
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # One message per connect, {"user_id": ...}; a failed sweep comes back after the visibility timeout.
-    return batches.handle_sweep_batch(event, context, composition.meetings_for_fan_out)
+    return batches.handle_sweep_batch(event, context, composition.meetings_for_fan_out, composition.event_work)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +15,6 @@ import pytest
 import requests
 
 from devstack.aws import aws_client
-from devstack.template import ROOT
 from devstack.zoom_emulator import complete_consent
 from tests.e2e.conftest import E2EStack
 from tests.support.waiting import wait_for
@@ -396,43 +393,51 @@ def test_stream_zoom_fault_matrix(
         assert len(zoom.meetings()) == before + 1  # whatever the fault, one meeting
 
 
-def test_a_record_that_keeps_failing_reaches_the_dlq_and_the_replay_recovers_it(
+def test_zoom_down_longer_than_every_stream_retry_heals_without_a_person(
     zoom: Emulator, alice: User, calendar: Calendar, stack: E2EStack
 ) -> None:
+    """Records that fail every stream retry land in the DLQ, are turned into per-event work at once and retried
+    with back-off: once Zoom is back, every event written meanwhile has its one meeting, nobody replayed."""
     sqs = stack.aws("sqs")
     dlq = stack.info["calendar_stream_dlq_url"]
-    event_id = f"e2e-{uuid.uuid4()}"
-    zoom.fault("POST", "/v2/users/me/meetings", status=503, times=1000)
-    calendar.put(alice.user_id, event_id, **FUTURE, zoom=True)
-    attributes = wait_for(
-        lambda: (
-            int(
-                sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
-                    "ApproximateNumberOfMessages"
-                ]
-            )
-            > 0
-        ),
-        timeout=90,
-        interval=0.5,
-    )
-    assert attributes
-    assert "zoom_status" not in calendar.item(alice.user_id, event_id)  # nothing was written for it
-
+    events = [f"e2e-{uuid.uuid4()}" for _ in range(3)]
+    before = len(zoom.meetings())
+    zoom.fault("POST", "/v2/users/me/meetings", status=503, times=10_000)
+    for event_id in events:
+        calendar.put(alice.user_id, event_id, **FUTURE, zoom=True)
+    # Every stream retry fails (6 attempts each), and the work retried from the queue fails too for a while.
+    wait_for(lambda: len(zoom.calls(*CREATE)) >= 3 * 8, timeout=120, interval=0.5)
+    for event_id in events:
+        assert calendar.item(alice.user_id, event_id).get("zoom_status") is None
     zoom.clear()  # Zoom is back
-    done = subprocess.run(
-        [sys.executable, "scripts/replay_dlq.py", "--state-dir", str(stack.state_dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    summary = json.loads(done.stdout)
-    assert summary["replayed"] >= 1 and summary["kept"] == 0
-    assert calendar.status_of(alice.user_id, event_id, "scheduled")["zoom_meeting_id"] in zoom.meetings()
-    assert len(zoom.calls(*CREATE)) == 1
+    for event_id in events:
+        item = calendar.status_of(alice.user_id, event_id, "scheduled", timeout=90)
+        assert item["zoom_meeting_id"] in zoom.meetings()
+    assert len(zoom.meetings()) == before + 3, "one meeting per event, none twice"
+    assert "Messages" not in sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1), "the DLQ was emptied by itself"
+
+
+def test_zooms_daily_limit_is_waited_out_rate_limited_then_scheduled(
+    zoom: Emulator, alice: User, calendar: Calendar
+) -> None:
+    """Over the daily limit an event says `rate_limited`; the service retries it after Zoom's Retry-After (the
+    emulator's day shortened to 15 s) and it ends `scheduled`: no record fails, nothing is given up."""
+    events = [f"e2e-{uuid.uuid4()}" for _ in range(3)]
+    zoom._http("POST", "/daily-limit", {"limit": 1, "window_seconds": 15})
+    try:
+        for event_id in events:
+            calendar.put(alice.user_id, event_id, **FUTURE, zoom=True)
+        limited = wait_for(
+            lambda: [e for e in events if calendar.item(alice.user_id, e).get("zoom_status") == "rate_limited"],
+            timeout=30,
+            interval=0.2,
+        )
+        assert calendar.item(alice.user_id, limited[0])["zoom_error"]
+        for event_id in events:
+            item = calendar.status_of(alice.user_id, event_id, "scheduled", timeout=120)
+            assert item["zoom_meeting_id"] in zoom.meetings()
+    finally:
+        zoom._http("POST", "/daily-limit", {"limit": 100, "window_seconds": 86400})
 
 
 def test_meeting_deleted_at_zoom_marks_the_event(

@@ -319,7 +319,7 @@ def test_the_switch_unreadable_is_a_clear_error_and_a_retried_record(
 ) -> None:
     from link_zoom.adapters import flag
 
-    flag._provider().clear_cache()
+    flag.forget_switch()  # a cold container: no last value to fall back on
     aws.fail(SSM + "GetParameter", "InternalServerError", status=500, times=LASTING)
     answer = invoke_api(functions, "POST", "/v1/compose-link", person.authorizer, {})
     clear_error(answer, secrets)

@@ -81,6 +81,20 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "/link/zoom/client-secret": {"ssm:GetParameter"},
         "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
         "CalendarStreamDLQ": {"sqs:SendMessage"},
+        "EventWorkQueue": {"sqs:SendMessage"},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "EventWorkFunction": {
+        "CalendarTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+        | {"dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"},
+        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "MeetingLinksTable": {f"dynamodb:{a}" for a in ITEM_RW | {"Query"}},
+        "PreferencesTable": {"dynamodb:DeleteItem"},
+        "/link/zoom/enabled": {"ssm:GetParameter"},
+        "/link/zoom/client-secret": {"ssm:GetParameter"},
+        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "CalendarStreamDLQ": {f"sqs:{a}" for a in SQS_CONSUME},
+        "EventWorkQueue": {f"sqs:{a}" for a in SQS_CONSUME | {"SendMessage"}},
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
     },
     "ConnectSweepFunction": {
@@ -92,6 +106,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "/link/zoom/client-secret": {"ssm:GetParameter"},
         "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
         "ConnectSweepQueue": {f"sqs:{a}" for a in SQS_CONSUME},
+        "EventWorkQueue": {"sqs:SendMessage"},
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
     },
     "TokenKeeperFunction": {

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from link_zoom.deadline import Deadline
     from link_zoom.domain.connection import Connection
+    from link_zoom.domain.event_work import EventWork
     from link_zoom.domain.features import Features
     from link_zoom.domain.identity import Identity
     from link_zoom.domain.meetings import Meetings
@@ -148,12 +149,12 @@ def preferences() -> Preferences:
 class _ZoomConnection:
     """The Zoom connection as the meetings' ConnectionPort: its ConnectionGone becomes NotConnected."""
 
-    def call_zoom(self, user_id: str, operation: Callable[[str], T]) -> T:
+    def call_zoom(self, user_id: str, operation: Callable[[str], T], deadline: Deadline | None = None) -> T:
         from link_zoom.domain.connection import ConnectionGone
         from link_zoom.domain.meetings import NotConnected
 
         try:
-            return connection().call_zoom(user_id, operation)
+            return connection().call_zoom(user_id, operation, deadline)
         except ConnectionGone as exc:
             raise NotConnected() from exc
 
@@ -210,6 +211,18 @@ def warm_for_fan_out() -> None:
     from link_zoom.adapters.warm import warm_for_fan_out as build_shared_clients
 
     build_shared_clients()
+
+
+# ------------------------------------------------------------------ per-event work (the calendar's self-healing)
+
+
+@_factory
+def event_work() -> EventWork:
+    from link_zoom.adapters.event_work_queue import EventWorkQueue
+    from link_zoom.adapters.stream_dead_letters import FailedRecordKeys
+    from link_zoom.domain.event_work import EventWork
+
+    return EventWork(meetings=meetings_for_fan_out(), queue=EventWorkQueue(), failed_records=FailedRecordKeys())
 
 
 # ------------------------------------------------------------------ Zoom's webhook

@@ -15,7 +15,12 @@ LDAP_CONNECT_TIMEOUT_S = 3.0
 LDAP_RECEIVE_TIMEOUT_S = 5.0
 DYNAMODB_CONNECT_TIMEOUT_S = 2.0
 DYNAMODB_READ_TIMEOUT_S = 5.0
-FLAG_CACHE_SECONDS = 5
+# The feature switch is read from SSM at most once a minute per warm container: 1,000 containers make at most
+# 16.7 GetParameter/s, well inside SSM's default 40/s (docs/deploy.md). A failed read keeps the last value for
+# up to 15 minutes, asking again every 5 s, instead of failing requests and stream records.
+FLAG_CACHE_SECONDS = 60
+FLAG_STALE_LIMIT_SECONDS = 900
+FLAG_RETRY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class Settings:
     # Only the DLQ replay function has these (template.yaml gives them to it alone).
     calendar_stream_dlq_url: str = ""
     calendar_stream_function: str = ""
+    # The per-event work queue (the calendar's self-healing: failed records, rate-limited events, sweeps).
+    event_work_queue_url: str = ""
 
     @classmethod
     def from_environ(cls, env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
@@ -87,6 +94,7 @@ class Settings:
             calendar_stream_dlq_url=env.get("CALENDAR_STREAM_DLQ_URL", ""),
             calendar_stream_function=env.get("CALENDAR_STREAM_FUNCTION", ""),
             stream_workers=_whole_number(opt("STREAM_WORKERS"), default=16, least=1),
+            event_work_queue_url=env.get("EVENT_WORK_QUEUE_URL", ""),
         )
 
 

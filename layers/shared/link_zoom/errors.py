@@ -121,6 +121,7 @@ class ZoomRateLimited(ServiceError):
 
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__(headers={"Retry-After": str(max(1, retry_after_seconds))})
+        self.retry_after_seconds = max(1, retry_after_seconds)
 
 
 class ZoomTokenRejected(Exception):
@@ -161,3 +162,23 @@ class DirectoryUnavailable(ServiceError):
     status = 503
     code = "directory_unavailable"
     message = "The directory cannot be reached right now; try again shortly."
+
+
+class ServiceUnavailable(ServiceError):
+    """A part of our own configuration or platform (the token key, the feature switch) cannot be used right
+    now; nothing is deleted, and the same request works once it is fixed."""
+
+    status = 503
+    code = "service_unavailable"
+    message = "The service cannot reach one of its parts right now; try again shortly."
+
+
+class TokenKeyUnavailable(ServiceUnavailable):
+    """KMS refused the token key (access denied, disabled, pending deletion, another key id configured,
+    throttled or unreachable): the stored tokens are fine, the configuration or KMS is not."""
+
+    message = "Your Zoom connection cannot be read right now; try again shortly."
+
+
+class FeatureSwitchUnavailable(ServiceUnavailable):
+    """The feature switch could not be read and no recent value is known."""

@@ -31,7 +31,15 @@ def emulator() -> Iterator[EmulatorHandle]:
 def functions() -> dict[str, Any]:
     return {
         name: load_function(name)
-        for name in ("meetings", "calendar_stream", "connect_sweep", "dlq_replay", "zoom_oauth", "zoom_webhook")
+        for name in (
+            "meetings",
+            "calendar_stream",
+            "connect_sweep",
+            "dlq_replay",
+            "event_work",
+            "zoom_oauth",
+            "zoom_webhook",
+        )
     }
 
 

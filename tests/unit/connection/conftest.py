@@ -50,6 +50,9 @@ def zoom_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 @pytest.fixture
 def aws(zoom_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """mock_aws with the connection's tables (as template.yaml defines them), a KMS key and the sweep queue."""
+    from devstack.kms_fidelity import match_aws
+
+    match_aws()  # moto's KMS answers as AWS does for disabled keys and another key id
     with mock_aws_with_tables(monkeypatch, TABLES, zoom_settings) as env:
         key_id = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
         queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName="unit-sweep")["QueueUrl"]

@@ -96,3 +96,90 @@ def test_the_cache_is_bounded(kms_calls: list[str], monkeypatch: pytest.MonkeyPa
         crypto.seal(ALICE, SECRET)
 
     assert len(crypto._cache) == 3
+
+
+# --- configuration faults are not a foreign record: they never cost a connection
+
+
+def _kms() -> Any:
+    from link_zoom.adapters.aws import client
+
+    return client("kms")
+
+
+def test_a_disabled_key_is_unavailable_not_broken_and_opens_again_once_enabled(aws: dict[str, str]) -> None:
+    from link_zoom.errors import TokenKeyUnavailable
+
+    sealed = crypto.seal(ALICE, SECRET)
+    crypto.forget_cached_keys()
+    _kms().disable_key(KeyId=aws["TOKEN_KEY_ID"])
+
+    with pytest.raises(TokenKeyUnavailable) as raised:
+        crypto.unseal(ALICE, sealed)
+    assert raised.value.status == 503 and raised.value.code == "service_unavailable"
+    with pytest.raises(TokenKeyUnavailable):
+        crypto.seal(ALICE, SECRET)
+    _kms().enable_key(KeyId=aws["TOKEN_KEY_ID"])
+    assert crypto.unseal(ALICE, sealed) == SECRET
+
+
+def test_a_key_pending_deletion_is_unavailable(aws: dict[str, str]) -> None:
+    from link_zoom.errors import TokenKeyUnavailable
+
+    sealed = crypto.seal(ALICE, SECRET)
+    crypto.forget_cached_keys()
+    _kms().schedule_key_deletion(KeyId=aws["TOKEN_KEY_ID"], PendingWindowInDays=7)
+
+    with pytest.raises(TokenKeyUnavailable):
+        crypto.unseal(ALICE, sealed)
+    _kms().cancel_key_deletion(KeyId=aws["TOKEN_KEY_ID"])
+    _kms().enable_key(KeyId=aws["TOKEN_KEY_ID"])
+    assert crypto.unseal(ALICE, sealed) == SECRET
+
+
+def test_a_changed_token_key_id_is_unavailable_and_opens_again_once_restored(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from link_zoom.config import get_settings
+    from link_zoom.errors import TokenKeyUnavailable
+
+    sealed = crypto.seal(ALICE, SECRET)
+    crypto.forget_cached_keys()
+    monkeypatch.setenv("TOKEN_KEY_ID", _kms().create_key()["KeyMetadata"]["KeyId"])
+    get_settings.cache_clear()
+
+    with pytest.raises(TokenKeyUnavailable) as raised:
+        crypto.unseal(ALICE, sealed)
+    assert raised.value.__cause__ is not None and "IncorrectKeyException" in str(raised.value.__cause__)
+    monkeypatch.setenv("TOKEN_KEY_ID", aws["TOKEN_KEY_ID"])
+    get_settings.cache_clear()
+    assert crypto.unseal(ALICE, sealed) == SECRET
+
+
+def test_access_denied_is_unavailable(aws: dict[str, str]) -> None:
+    from botocore.exceptions import ClientError
+
+    from link_zoom.errors import TokenKeyUnavailable
+
+    sealed = crypto.seal(ALICE, SECRET)
+    crypto.forget_cached_keys()
+
+    def deny(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "Decrypt")
+
+    _kms().meta.events.register("before-call.kms.Decrypt", deny)
+    try:
+        with pytest.raises(TokenKeyUnavailable):
+            crypto.unseal(ALICE, sealed)
+    finally:
+        _kms().meta.events.unregister("before-call.kms.Decrypt", deny)
+
+
+def test_reseal_uses_the_data_key_held_in_memory_without_kms(kms_calls: list[str]) -> None:
+    sealed = crypto.seal(ALICE, SECRET)
+    again = crypto.reseal(ALICE, sealed, b"rotated")
+
+    assert again is not None and again.encrypted_key == sealed.encrypted_key and again.nonce != sealed.nonce
+    assert crypto.unseal(ALICE, again) == b"rotated" and kms_calls == ["GenerateDataKey"]
+    crypto.forget_cached_keys()
+    assert crypto.reseal(ALICE, sealed, b"rotated") is None

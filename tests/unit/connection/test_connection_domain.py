@@ -150,3 +150,132 @@ def test_a_connection_that_cannot_be_stored_is_revoked_and_left_behind_by_nothin
     assert composition.connection().connection_status(USER).connected is False
     assert boto3.client("dynamodb").scan(TableName=aws["CONNECTIONS_TABLE"])["Items"] == []
     assert "eyJaccess" not in caplog.text and "eyJrefresh" not in caplog.text
+
+
+# --- failures never destroy
+
+
+def _expire_access_token(aws: dict[str, str]) -> None:
+    boto3.client("dynamodb").update_item(
+        TableName=aws["CONNECTIONS_TABLE"],
+        Key={"user_id": {"S": USER}},
+        UpdateExpression="SET access_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+
+
+def _stored_generation(aws: dict[str, str]) -> str:
+    items = boto3.client("dynamodb").scan(TableName=aws["CONNECTIONS_TABLE"])["Items"]
+    assert len(items) == 1
+    return str(items[0]["generation"]["S"])
+
+
+def test_a_disabled_token_key_keeps_the_connection_and_it_works_once_enabled(
+    aws: dict[str, str], zoom_http: FakeZoomTransport
+) -> None:
+    from link_zoom.adapters import crypto
+    from link_zoom.errors import TokenKeyUnavailable
+
+    _connect(zoom_http)
+    crypto.forget_cached_keys()  # a cold container
+    kms = boto3.client("kms")
+    kms.disable_key(KeyId=aws["TOKEN_KEY_ID"])
+
+    with pytest.raises(TokenKeyUnavailable):
+        composition.connection().call_zoom(USER, lambda token: token)
+    assert composition.connection().connection_status(USER).connected is True
+    kms.enable_key(KeyId=aws["TOKEN_KEY_ID"])
+    assert composition.connection().call_zoom(USER, lambda token: token) == "eyJaccess"
+
+
+def test_another_users_record_is_still_dropped(aws: dict[str, str], zoom_http: FakeZoomTransport) -> None:
+    from link_zoom.adapters import crypto
+
+    _connect(zoom_http)
+    ddb = boto3.client("dynamodb")
+    item = ddb.get_item(TableName=aws["CONNECTIONS_TABLE"], Key={"user_id": {"S": USER}})["Item"]
+    other = "0b5e6a3c-1f43-4a4e-9a56-7f3d1c0f4b11"
+    ddb.put_item(TableName=aws["CONNECTIONS_TABLE"], Item={**item, "user_id": {"S": other}})
+    crypto.forget_cached_keys()
+
+    with pytest.raises(connection.ConnectionGone):
+        composition.connection().call_zoom(other, lambda token: token)
+    assert composition.connection().connection_status(other).connected is False
+    assert composition.connection().connection_status(USER).connected is True
+
+
+def test_no_refresh_starts_without_time_to_store_its_answer(aws: dict[str, str], zoom_http: FakeZoomTransport) -> None:
+    from link_zoom.deadline import Deadline
+    from link_zoom.errors import ZoomUnavailable
+
+    _connect(zoom_http)
+    _expire_access_token(aws)
+    generation = _stored_generation(aws)
+    sent = len(zoom_http.sent)
+
+    with pytest.raises(ZoomUnavailable):
+        composition.connection().call_zoom(USER, lambda token: token, Deadline(connection.REFRESH_NEEDS_S - 1))
+    assert len(zoom_http.sent) == sent, "Zoom's token endpoint was not asked"
+    assert _stored_generation(aws) == generation
+    zoom_http.answer(200, {**TOKENS, "access_token": "eyJaccess2", "refresh_token": "eyJrefresh2"})
+    assert composition.connection().call_zoom(USER, lambda token: token, Deadline(60)) == "eyJaccess2"
+
+
+def test_rotated_tokens_are_stored_under_the_old_data_key_when_kms_fails(
+    aws: dict[str, str], zoom_http: FakeZoomTransport
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from link_zoom.adapters.aws import client
+
+    _connect(zoom_http)
+    _expire_access_token(aws)
+
+    def throttled(**_: object) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GenerateDataKey")
+
+    client("kms").meta.events.register("before-call.kms.GenerateDataKey", throttled)
+    zoom_http.answer(200, {**TOKENS, "access_token": "eyJaccess2", "refresh_token": "eyJrefresh2"})
+    try:
+        assert composition.connection().call_zoom(USER, lambda token: token) == "eyJaccess2"
+    finally:
+        client("kms").meta.events.unregister("before-call.kms.GenerateDataKey", throttled)
+    assert composition.connection().call_zoom(USER, lambda token: token) == "eyJaccess2"  # read back from the table
+
+
+def test_a_refresh_that_cannot_be_stored_is_retried_then_counted(
+    aws: dict[str, str], zoom_http: FakeZoomTransport, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from link_zoom.adapters import connections_store
+
+    _connect(zoom_http)
+    _expire_access_token(aws)
+    attempts: list[int] = []
+    counted: list[str] = []
+    real_write = connections_store.write_tokens
+
+    def flaky_write(*args: object, **kwargs: object) -> bool:
+        attempts.append(1)
+        if len(attempts) < connection.STORE_ATTEMPTS:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "x"}}, "Update")
+        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(connection, "STORE_BACKOFF_S", 0.001)
+    monkeypatch.setattr(connections_store, "write_tokens", flaky_write)
+    zoom_http.answer(200, {**TOKENS, "access_token": "eyJaccess2", "refresh_token": "eyJrefresh2"})
+    assert composition.connection().call_zoom(USER, lambda token: token) == "eyJaccess2"
+    assert len(attempts) == connection.STORE_ATTEMPTS
+
+    def broken_write(*args: object, **kwargs: object) -> bool:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "UpdateItem")
+
+    monkeypatch.setattr(connections_store, "write_tokens", broken_write)
+    monkeypatch.setattr(connection, "count", lambda name, value=1: counted.append(name))
+    _expire_access_token(aws)
+    zoom_http.answer(200, {**TOKENS, "access_token": "eyJaccess3", "refresh_token": "eyJrefresh3"})
+    with pytest.raises(ClientError):
+        composition.connection().call_zoom(USER, lambda token: token)
+    assert "RefreshNotStored" in counted
+    assert "eyJrefresh3" not in caplog.text and "eyJaccess3" not in caplog.text

@@ -123,7 +123,7 @@ class FakeConnection:
     connected: set[str] = field(default_factory=lambda: {USER})
     uses: int = 0
 
-    def call_zoom(self, user_id: str, operation: Callable[[str], T]) -> T:
+    def call_zoom(self, user_id: str, operation: Callable[[str], T], deadline: Deadline | None = None) -> T:
         self.uses += 1
         if user_id not in self.connected:
             raise NotConnected()

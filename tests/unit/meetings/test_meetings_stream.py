@@ -239,7 +239,7 @@ def test_unusable_times_are_failed_without_calling_zoom(world: World, link: Cale
     assert not world.zoom.calls
 
 
-@pytest.mark.parametrize("error", [ZoomUnavailable(), ZoomRateLimited(30)])
+@pytest.mark.parametrize("error", [ZoomUnavailable()])
 def test_transient_zoom_faults_fail_the_record_and_the_later_records_of_that_event(
     world: World, link: Calendar, error: Exception
 ) -> None:
@@ -251,6 +251,20 @@ def test_transient_zoom_faults_fail_the_record_and_the_later_records_of_that_eve
     assert len(world.links) == 1  # evt-2 only; evt-1's claim was released
     assert run(world, *[records[0], records[2]]) == [None, None]
     assert len(world.zoom) == 2 and world.zoom.count("create") == 3  # the failed one, then one each
+
+
+def test_a_rate_limited_event_is_waited_out_by_the_service_not_by_the_streams_retries(
+    world: World, link: Calendar
+) -> None:
+    queued: list[tuple[str, str, int]] = []
+    world.zoom.fail_next("create", ZoomRateLimited(3600))
+    records = [link.insert("evt-1"), link.insert("evt-2")]
+    results = process_records(records, Deadline(20), lambda: world.meetings, later=lambda *a: queued.append(a))
+    assert results == [None, None], "a 429 never fails the record (it would end in the DLQ)"
+    assert queued == [(USER, "evt-1", 3600)]
+    fields = world.calendar.zoom_of(USER, "evt-1")
+    assert fields.status == "rate_limited" and fields.error and "automatically" in fields.error
+    assert len(world.links) == 1  # evt-2 only; evt-1's claim was released for the retry
 
 
 def test_a_write_back_never_overwrites_a_newer_link_server_write(world: World, link: Calendar) -> None:

@@ -18,6 +18,7 @@ from link_zoom.config import get_settings
 from link_zoom.domain.stream_replay import DeadLetter, RecordsExpired, StreamBatch
 
 RECEIVE_BATCH = 10  # SQS's maximum per ReceiveMessage
+RECEIVE_WAIT_S = 5
 RECORDS_PER_CALL = 1000  # GetRecords' maximum
 MAX_EMPTY_PAGES = 3  # an open shard can answer empty pages before the records it still has
 # The stream function may run for its whole timeout (120 s); the default client's read timeout is seconds.
@@ -33,7 +34,8 @@ class DeadLetterQueue:
             QueueUrl=self._url,
             MaxNumberOfMessages=RECEIVE_BATCH,
             VisibilityTimeout=max(30, hide_for_s),
-            WaitTimeSeconds=0,
+            # Long polling: a short poll asks a sample of SQS's servers and may answer empty while messages remain.
+            WaitTimeSeconds=RECEIVE_WAIT_S,
         )
         letters = []
         for message in answer.get("Messages", []):
@@ -82,6 +84,29 @@ class StreamReader:
                     return records
             iterator = page.get("NextShardIterator")
         return records
+
+
+class FailedRecordKeys:
+    """The events a stream on-failure message names, read back from the stream (EventWork's FailedRecordsPort)."""
+
+    def __init__(self, reader: StreamReader | None = None) -> None:
+        self._reader = reader or StreamReader()
+
+    def keys_of(self, failure: Mapping[str, Any]) -> list[tuple[str, str]]:
+        batch = StreamBatch.from_message(failure)
+        if batch is None:
+            return []
+        try:
+            records = self._reader.records(batch)
+        except RecordsExpired:
+            return []
+        keys = []
+        for record in records:
+            key = record["dynamodb"].get("Keys") or {}
+            user_id, event_id = (key.get("user_id") or {}).get("S"), (key.get("event_id") or {}).get("S")
+            if isinstance(user_id, str) and isinstance(event_id, str):
+                keys.append((user_id, event_id))
+        return keys
 
 
 def as_lambda_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:

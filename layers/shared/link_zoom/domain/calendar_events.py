@@ -17,15 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 from link_zoom.deadline import Deadline
 from link_zoom.domain.schedule import DEFAULT_TIME_ZONE, Schedule, is_time_zone, meeting_topic, parse_instant
+from link_zoom.errors import ZoomRateLimited
 from link_zoom.observability import logger
 
 if TYPE_CHECKING:
+    from link_zoom.domain.event_work import EventWork
     from link_zoom.domain.meetings import Meetings
+
+# Queues an event to be reconciled again after `retry_after` seconds: (user_id, event_id, retry_after).
+Later = Callable[[str, str, int], None]
 
 SCHEDULED = "scheduled"
 AUTHORIZATION_REQUIRED = "authorization_required"
 FEATURE_DISABLED = "feature_disabled"
 DELETED_AT_ZOOM = "deleted_at_zoom"
+RATE_LIMITED = "rate_limited"
 FAILED = "failed"
 
 # The Link server's attributes a meeting follows; a write-back applies only while they are unchanged.
@@ -218,10 +224,13 @@ def process_records(
     deadline: Deadline,
     meetings_service: Callable[[], Meetings],
     max_workers: int = MAX_WORKERS,
+    later: Later | None = None,
 ) -> list[BaseException | None]:
     """Handles a batch of stream records; returns, per record, None or the error that failed it.
 
-    `meetings_service` is asked for the service only when a record needs it (most records need nothing)."""
+    `meetings_service` is asked for the service only when a record needs it (most records need nothing). An event
+    Zoom rate-limits is handed to `later` (the per-event work queue) and its record succeeds: the service waits
+    the limit out itself, never through the stream's retries and its DLQ (without `later`, the record fails)."""
     changes: list[Change | None] = []
     for record in records:
         try:
@@ -236,7 +245,7 @@ def process_records(
         if change is None:
             jobs.append((("", str(number)), _nothing))
         elif change.needs_reconcile and meetings is not None:
-            jobs.append((change.key, partial(_reconcile, meetings, change, deadline)))
+            jobs.append((change.key, partial(_reconcile, meetings, change, deadline, later)))
         else:
             jobs.append((change.key, _nothing))  # still in its event's order: a failure before it skips it
     results = run_per_key(jobs, max_workers)
@@ -257,22 +266,40 @@ def _nothing() -> None:
     return None
 
 
-def _reconcile(meetings: Meetings, change: Change, deadline: Deadline) -> None:
-    outcome = meetings.reconcile_event(change.user_id, change.event_id, deadline)
+def _reconcile(meetings: Meetings, change: Change, deadline: Deadline, later: Later | None) -> None:
+    try:
+        outcome = meetings.reconcile_event(change.user_id, change.event_id, deadline)
+    except ZoomRateLimited as exc:
+        if later is None:
+            raise
+        later(change.user_id, change.event_id, exc.retry_after_seconds)
+        outcome = RATE_LIMITED
     logger.info(
         "calendar event reconciled",
         extra={"event_id": change.event_id, "reason": change.reason, "outcome": outcome},
     )
 
 
-def sweep_after_connect(user_id: str, deadline: Deadline, meetings: Meetings) -> int:
-    """Gives the user's not-yet-ended events waiting with authorization_required their meetings."""
+def sweep_after_connect(user_id: str, deadline: Deadline, meetings: Meetings, work: EventWork | None = None) -> int:
+    """Gives the user's not-yet-ended events waiting with authorization_required their meetings. With `work`, each
+    event is work of its own: one that fails or is rate-limited goes on the per-event work queue (retried by
+    itself, after Zoom's Retry-After for a limit), so the sweep succeeds unless that queue cannot be reached."""
     items = meetings.sweep_candidates(user_id)
     jobs: list[tuple[Hashable, Callable[[], object]]] = [
-        (item.event_id, partial(meetings.reconcile_event, item.user_id, item.event_id, deadline)) for item in items
+        (item.event_id, _sweep_job(meetings, work, item.user_id, item.event_id, deadline)) for item in items
     ]
     errors = [error for error in run_per_key(jobs) if error is not None]
     logger.info("sweep after connect", extra={"events": len(items), "failed": len(errors)})
     if errors:
         raise errors[0]
     return len(items)
+
+
+def _sweep_job(
+    meetings: Meetings, work: EventWork | None, user_id: str, event_id: str, deadline: Deadline
+) -> Callable[[], object]:
+    if work is None:
+        return partial(meetings.reconcile_event, user_id, event_id, deadline)
+    from link_zoom.domain.event_work import WorkItem
+
+    return partial(work.work_on, WorkItem(user_id, event_id), deadline)

@@ -22,7 +22,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 from urllib.parse import urlencode
 
-from link_zoom.errors import ZoomGrantRevoked, ZoomRateLimited, ZoomTokenRejected, ZoomUnavailable
+from link_zoom.deadline import Deadline
+from link_zoom.errors import (
+    TokenKeyUnavailable,
+    ZoomGrantRevoked,
+    ZoomRateLimited,
+    ZoomTokenRejected,
+    ZoomUnavailable,
+)
 from link_zoom.observability import count, logger
 
 T = TypeVar("T")
@@ -40,6 +47,13 @@ POLL_SECONDS = 0.1
 KEEPER_REFRESH_AGE = timedelta(days=60)  # refresh tokens live 90 days
 KEEPER_WORKERS = 8
 KEEPER_RESERVE_MS = 60_000  # no new refresh starts with less than this left of the invocation
+# A refresh kills the old refresh token the moment Zoom answers: it starts only with time to receive the answer
+# (Zoom's connect + read timeouts) and to store it (KMS, then DynamoDB with retries) before the function ends.
+ZOOM_TOKEN_CALL_S = 11.05  # the OAuth adapter's connect (3.05 s) and read (8 s) timeouts
+STORE_BUDGET_S = 6.0
+REFRESH_NEEDS_S = ZOOM_TOKEN_CALL_S + STORE_BUDGET_S
+STORE_ATTEMPTS = 4
+STORE_BACKOFF_S = 0.25
 
 
 # --- what the adapters hand over (they import these types from here)
@@ -160,7 +174,12 @@ class TokenSealPort(Protocol):
     def seal(self, user_id: str, plaintext: bytes) -> Sealed: ...
 
     def unseal(self, user_id: str, sealed: Sealed) -> bytes:
-        """The plaintext; SealBroken when it does not open for this user."""
+        """The plaintext; SealBroken when it provably is not this user's (another user's encryption context, a
+        failed tag), TokenKeyUnavailable when KMS refuses the key (configuration: nothing is deleted for that)."""
+        ...
+
+    def reseal(self, user_id: str, previous: Sealed, plaintext: bytes) -> Sealed | None:
+        """Seals under `previous`'s data key if this process still holds it (no KMS call); None if not."""
         ...
 
 
@@ -373,9 +392,11 @@ class Connection:
         """Best effort, as Zoom documents revoke: with the access token, refreshed first when it has expired."""
         try:
             tokens = self._unseal(record)
-        except SealBroken:
+        except (SealBroken, TokenKeyUnavailable):
+            # The user asked for the disconnect: it happens; Zoom's grant ends at the latest with its token.
+            count("RevokesSkipped")
             logger.warning(
-                "stored Zoom tokens do not decrypt; deleting without revoking", extra={"user_id": record.user_id}
+                "stored Zoom tokens unreadable; deleting without revoking", extra={"user_id": record.user_id}
             )
             return
         access_token = tokens.access_token
@@ -402,20 +423,21 @@ class Connection:
 
     # --- using a connection
 
-    def call_zoom(self, user_id: str, operation: Callable[[str], T]) -> T:
+    def call_zoom(self, user_id: str, operation: Callable[[str], T], deadline: Deadline | None = None) -> T:
         """Runs `operation` with a valid access token of the user: the one path to a user's Zoom token.
 
         An access token near its expiry is refreshed first. If Zoom rejects the token (`ZoomTokenRejected`), it is
         refreshed once and the operation retried; a second rejection means the app was removed at Zoom, so the
-        connection is deleted and ConnectionGone raised (as when there is no connection at all).
+        connection is deleted and ConnectionGone raised (as when there is no connection at all). No refresh starts
+        unless `deadline` leaves the time to receive and store its answer (ZoomUnavailable: try again later).
         """
-        tokens = self._tokens_for(user_id, _access_expiring)
+        tokens = self._tokens_for(user_id, _access_expiring, deadline)
         try:
             return operation(tokens.access_token)
         except ZoomTokenRejected:
             logger.info("Zoom rejected the access token; refreshing once", extra={"user_id": user_id})
         rejected = tokens.generation
-        tokens = self._tokens_for(user_id, lambda record: record.generation == rejected)
+        tokens = self._tokens_for(user_id, lambda record: record.generation == rejected, deadline)
         try:
             return operation(tokens.access_token)
         except ZoomTokenRejected:
@@ -423,12 +445,14 @@ class Connection:
         self._remove(user_id, generation=tokens.generation)  # a newer consent made meanwhile is kept
         raise ConnectionGone()
 
-    def _tokens_for(self, user_id: str, needs_refresh: Callable[[ConnectionRecord], bool]) -> _Tokens:
-        record, fresh = self._refresh_if(user_id, needs_refresh)
+    def _tokens_for(
+        self, user_id: str, needs_refresh: Callable[[ConnectionRecord], bool], deadline: Deadline | None = None
+    ) -> _Tokens:
+        record, fresh = self._refresh_if(user_id, needs_refresh, deadline)
         return fresh or self._open(record)
 
     def _refresh_if(
-        self, user_id: str, needs_refresh: Callable[[ConnectionRecord], bool]
+        self, user_id: str, needs_refresh: Callable[[ConnectionRecord], bool], deadline: Deadline | None = None
     ) -> tuple[ConnectionRecord, _Tokens | None]:
         """The current record and, if `needs_refresh` held for it, the tokens of the one refresh made for it.
 
@@ -447,6 +471,7 @@ class Connection:
                 return record, None
             owner = uuid.uuid4().hex
             now = time.time()
+            _ensure_time_to_refresh(user_id, deadline)
             if self.store.try_lock(user_id, record.generation, owner, now, now + LOCK_SECONDS):
                 fresh = self._refresh_locked(record, owner)
                 if fresh is not None:
@@ -470,19 +495,11 @@ class Connection:
         except BaseException:
             self.store.release_lock(user_id, owner)
             raise
-        # Zoom has rotated the refresh token: from here on only the answer is worth anything.
+        # Zoom has rotated the refresh token: from here on only the answer is worth anything. It is stored
+        # before anything else is done with it.
         generation = uuid.uuid4().hex
-        now = time.time()
         try:
-            written = self.store.write_tokens(
-                user_id,
-                owner=owner,
-                previous_generation=record.generation,
-                generation=generation,
-                sealed=self._seal(user_id, answer),
-                access_expires_at=now + answer.expires_in,
-                refresh_issued_at=now,
-            )
+            written = self._store_rotated(record, owner, generation, answer)
         except BaseException:
             self.store.release_lock(user_id, owner)
             raise
@@ -492,6 +509,40 @@ class Connection:
             return None
         count("ZoomRefreshes")
         return _Tokens(answer.access_token, answer.refresh_token, generation)
+
+    def _store_rotated(self, record: ConnectionRecord, owner: str, generation: str, answer: ZoomTokens) -> bool:
+        """Seals and writes the rotated tokens, retrying; False when the connection changed meanwhile. A failure
+        here loses the connection (Zoom killed the old refresh token), so it is counted and alarmed."""
+        sealed = self._seal_rotated(record, answer)
+        now = time.time()
+        for attempt in range(1, STORE_ATTEMPTS + 1):
+            try:
+                return self.store.write_tokens(
+                    record.user_id,
+                    owner=owner,
+                    previous_generation=record.generation,
+                    generation=generation,
+                    sealed=sealed,
+                    access_expires_at=now + answer.expires_in,
+                    refresh_issued_at=now,
+                )
+            except Exception as exc:
+                if attempt == STORE_ATTEMPTS:
+                    _lost_refresh(record.user_id, type(exc).__name__)
+                    raise
+                time.sleep(STORE_BACKOFF_S * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    def _seal_rotated(self, record: ConnectionRecord, answer: ZoomTokens) -> Sealed:
+        """A fresh data key; if KMS cannot give one, the record's own data key (still in memory from reading it)."""
+        try:
+            return self._seal(record.user_id, answer)
+        except TokenKeyUnavailable:
+            resealed = self.crypto.reseal(record.user_id, record.sealed, _plaintext(answer))
+            if resealed is None:
+                _lost_refresh(record.user_id, "TokenKeyUnavailable")
+                raise
+            return resealed
 
     # --- the keeper
 
@@ -516,7 +567,8 @@ class Connection:
         pending: set[Future[str]] = set()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keeper") as pool:
             for user_id in self.store.user_ids_refreshed_before(cutoff):
-                if remaining_ms() < reserve_ms:
+                left_ms = remaining_ms()
+                if left_ms < reserve_ms:
                     stopped_early = True
                     break
                 # A short queue: the time check above stays meaningful and the scan no faster than the work.
@@ -525,7 +577,8 @@ class Connection:
                     outcomes.update(future.result() for future in done)
                 candidates += 1
                 # In a copy of this context: context-bound state (locally, the acting function) follows the task.
-                pending.add(pool.submit(contextvars.copy_context().run, self._keep_fresh, user_id, cutoff))
+                deadline = Deadline(left_ms / 1000.0)
+                pending.add(pool.submit(contextvars.copy_context().run, self._keep_fresh, user_id, cutoff, deadline))
             outcomes.update(future.result() for future in wait(pending).done)
         summary = KeeperSummary(
             candidates=candidates,
@@ -542,9 +595,9 @@ class Connection:
         logger.info("keeper run finished", extra=summary.as_dict())
         return summary
 
-    def _keep_fresh(self, user_id: str, cutoff: float) -> str:
+    def _keep_fresh(self, user_id: str, cutoff: float, deadline: Deadline | None = None) -> str:
         try:
-            _, fresh = self._refresh_if(user_id, lambda record: record.refresh_issued_at < cutoff)
+            _, fresh = self._refresh_if(user_id, lambda record: record.refresh_issued_at < cutoff, deadline)
         except ConnectionGone:
             return "lost"
         except (ZoomUnavailable, ZoomRateLimited):  # the adapter logged it; the next run tries again
@@ -555,15 +608,15 @@ class Connection:
         return "refreshed" if fresh is not None else "skipped"
 
     def _seal(self, user_id: str, tokens: ZoomTokens) -> Sealed:
-        plaintext = json.dumps({"access_token": tokens.access_token, "refresh_token": tokens.refresh_token})
-        return self.crypto.seal(user_id, plaintext.encode())
+        return self.crypto.seal(user_id, _plaintext(tokens))
 
     def _unseal(self, record: ConnectionRecord) -> _Tokens:
         data = json.loads(self.crypto.unseal(record.user_id, record.sealed))
         return _Tokens(data["access_token"], data["refresh_token"], record.generation)
 
     def _open(self, record: ConnectionRecord) -> _Tokens:
-        """The record's tokens; a record that does not decrypt for its user (moved, tampered) is removed."""
+        """The record's tokens; a record that provably is not its user's (moved, tampered) is removed. A KMS or
+        configuration fault (TokenKeyUnavailable) leaves it alone: the caller gets a 503; it works once fixed."""
         try:
             return self._unseal(record)
         except SealBroken:
@@ -604,3 +657,25 @@ def _s256(code_verifier: str) -> str:
 
 def _access_expiring(record: ConnectionRecord) -> bool:
     return record.access_expires_at - REFRESH_MARGIN_SECONDS <= time.time()
+
+
+def _plaintext(tokens: ZoomTokens) -> bytes:
+    return json.dumps({"access_token": tokens.access_token, "refresh_token": tokens.refresh_token}).encode()
+
+
+def _ensure_time_to_refresh(user_id: str, deadline: Deadline | None) -> None:
+    """A refresh cut off by the function's end would lose the connection: postpone it instead."""
+    remaining = deadline.remaining() if deadline is not None else None
+    if remaining is not None and remaining < REFRESH_NEEDS_S:
+        count("RefreshesPostponed")
+        logger.warning(
+            "too little time left to refresh a Zoom token safely", extra={"user_id": user_id, "seconds": remaining}
+        )
+        raise ZoomUnavailable()
+
+
+def _lost_refresh(user_id: str, error: str) -> None:
+    count("RefreshNotStored")
+    logger.error(
+        "refreshed Zoom tokens could not be stored: the connection is lost", extra={"user_id": user_id, "error": error}
+    )

@@ -28,6 +28,7 @@ from link_zoom.domain.calendar_events import (
     AUTHORIZATION_REQUIRED,
     FAILED,
     FEATURE_DISABLED,
+    RATE_LIMITED,
     SCHEDULED,
     CalendarItem,
     ZoomFields,
@@ -38,6 +39,7 @@ from link_zoom.errors import (
     RequestInProgress,
     ZoomMeetingNotFound,
     ZoomOutcomeUnknown,
+    ZoomRateLimited,
     ZoomRejected,
     ZoomUnavailable,
 )
@@ -52,6 +54,9 @@ DEFAULT_DURATION = 30
 
 NOT_CONNECTED_SENTENCE = "Connect your Zoom account in Link to add a Zoom meeting to this event."
 DISABLED_SENTENCE = "The Zoom integration is switched off for your organisation."
+RATE_LIMITED_SENTENCE = (
+    "Zoom's limit of meeting changes for your account was reached; the meeting is added automatically once it resets."
+)
 INVALID_TIMES_SENTENCE = "The event's start and end must be ISO 8601 times with an offset, the end after the start."
 
 
@@ -130,8 +135,9 @@ class ZoomMeetingsPort(Protocol):
 
 
 class ConnectionPort(Protocol):
-    def call_zoom(self, user_id: str, operation: Callable[[str], T]) -> T:
-        """Runs `operation(access_token)`; raises NotConnected when the user has no working connection."""
+    def call_zoom(self, user_id: str, operation: Callable[[str], T], deadline: Deadline | None = None) -> T:
+        """Runs `operation(access_token)`; raises NotConnected when the user has no working connection. No token
+        refresh starts unless `deadline` leaves time to receive and store its answer."""
         ...
 
 
@@ -251,7 +257,9 @@ class Meetings:
         if not self.zoom_enabled():
             raise FeatureDisabled()
         schedule = Schedule.starting_now(request.topic, request.duration_minutes)
-        meeting = self.connection.call_zoom(user_id, lambda token: self.zoom.create(token, schedule, deadline))
+        meeting = self.connection.call_zoom(
+            user_id, lambda token: self.zoom.create(token, schedule, deadline), deadline=deadline
+        )
         return meeting_answer(meeting.meeting_id, meeting.join_url, meeting.password, schedule)
 
     def compose_link_once(
@@ -305,9 +313,23 @@ class Meetings:
             if item is not None:
                 self.calendar.write_back(item, ZoomFields())
             return "removed" if removed else "nothing"
-        fields, outcome = self._meeting_for_item(item, deadline)
+        try:
+            fields, outcome = self._meeting_for_item(item, deadline)
+        except ZoomRateLimited:
+            # The caller retries after Zoom's Retry-After (the per-event work queue); the item says why it waits.
+            kept = _kept(self.links.get(user_id, event_id))
+            self.calendar.write_back(item, kept.with_status(RATE_LIMITED, RATE_LIMITED_SENTENCE))
+            raise
         self.calendar.write_back(item, fields)
         return outcome
+
+    def give_up(self, user_id: str, event_id: str, sentence: str) -> bool:
+        """Writes `failed` with `sentence` on an event whose meeting could not be brought in line; False when the
+        item no longer wants a meeting (nothing to say) or changed meanwhile (its own record brings it back)."""
+        item = self.calendar.get(user_id, event_id)
+        if item is None or not item.zoom:
+            return False
+        return self.calendar.write_back(item, _kept(self.links.get(user_id, event_id)).with_status(FAILED, sentence))
 
     def _meeting_for_item(self, item: CalendarItem, deadline: Deadline) -> tuple[ZoomFields, str]:
         schedule = item.schedule()
@@ -463,6 +485,7 @@ class Meetings:
                     lambda token: (
                         create_with(token, ref) if create_with else self.zoom.create(token, schedule, deadline, ref)
                     ),
+                    deadline=deadline,
                 )
         except ZoomOutcomeUnknown:
             self._keep_unknown(user_id, event_id, claim_id)
@@ -486,7 +509,9 @@ class Meetings:
 
     def _adopt(self, user_id: str, ref: str, schedule: Schedule, deadline: Deadline) -> ZoomMeeting | None:
         """The meeting an earlier create of this claim made, brought to `schedule`; surplus ones are deleted."""
-        found = self.connection.call_zoom(user_id, lambda token: self.zoom.find_created(token, ref, deadline))
+        found = self.connection.call_zoom(
+            user_id, lambda token: self.zoom.find_created(token, ref, deadline), deadline=deadline
+        )
         if not found:
             return None
         kept = next((candidate for candidate in found if candidate.matches(schedule)), found[0])
@@ -497,7 +522,7 @@ class Meetings:
         if not kept.matches(schedule):
             try:
                 self.connection.call_zoom(
-                    user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline)
+                    user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline), deadline=deadline
                 )
             except ZoomMeetingNotFound:
                 return None  # deleted at Zoom meanwhile: make a new one
@@ -516,7 +541,7 @@ class Meetings:
         meeting_id = link.meeting_id
         try:
             self.connection.call_zoom(
-                link.user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline)
+                link.user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline), deadline=deadline
             )
         except ZoomMeetingNotFound:
             # Deleted at Zoom meanwhile: the event still wants a meeting, so the next round makes a new one.
@@ -564,7 +589,9 @@ class Meetings:
         ):
             return None
         try:
-            found = self.connection.call_zoom(link.user_id, lambda token: self.zoom.find_created(token, ref, deadline))
+            found = self.connection.call_zoom(
+                link.user_id, lambda token: self.zoom.find_created(token, ref, deadline), deadline=deadline
+            )
             for meeting in found:
                 self._delete_meeting(link.user_id, meeting.meeting.meeting_id, deadline)
         except NotConnected:
@@ -576,7 +603,9 @@ class Meetings:
 
     def _delete_meeting(self, user_id: str, meeting_id: str, deadline: Deadline) -> None:
         try:
-            self.connection.call_zoom(user_id, lambda token: self.zoom.delete(token, meeting_id, deadline))
+            self.connection.call_zoom(
+                user_id, lambda token: self.zoom.delete(token, meeting_id, deadline), deadline=deadline
+            )
         except NotConnected:
             # Nobody can delete it for the user any more; forget it rather than retry forever.
             logger.warning("meeting left at Zoom: the user is no longer connected", extra={"meeting_id": meeting_id})
@@ -598,7 +627,9 @@ class Meetings:
 
     def _delete_quietly(self, user_id: str, meeting_id: str, deadline: Deadline) -> None:
         try:
-            self.connection.call_zoom(user_id, lambda token: self.zoom.delete(token, meeting_id, deadline))
+            self.connection.call_zoom(
+                user_id, lambda token: self.zoom.delete(token, meeting_id, deadline), deadline=deadline
+            )
         except Exception:
             logger.exception("could not delete a surplus Zoom meeting", extra={"meeting_id": meeting_id})
 
