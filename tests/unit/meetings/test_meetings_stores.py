@@ -172,6 +172,29 @@ def test_items_waiting_for_a_connection_are_found(aws: dict[str, Any]) -> None:
     assert [item.event_id for item in calendar.waiting_for_connection(USER)] == ["a"]
 
 
+def test_the_sweep_reads_only_waiting_items_through_the_sparse_index(aws: dict[str, Any]) -> None:
+    from link_zoom.adapters.aws import client
+
+    calendar = CalendarStore(aws["CALENDAR_TABLE"])
+    ddb = boto3.client("dynamodb")
+    for number in range(30):
+        status = {"zoom_status": "authorization_required"} if number < 2 else {"zoom_status": "scheduled"}
+        ddb.put_item(TableName=aws["CALENDAR_TABLE"], Item=image(USER, f"e{number:02}", **{**EVENT, **status}))
+    for number in range(30):  # events without any zoom_status are not in the index at all
+        ddb.put_item(TableName=aws["CALENDAR_TABLE"], Item=image(USER, f"plain{number:02}", subject="Lunch"))
+    scanned: list[int] = []
+
+    def count_read(parsed: dict[str, Any], **_: Any) -> None:
+        scanned.append(parsed.get("ScannedCount", 0))
+
+    client("dynamodb").meta.events.register("after-call.dynamodb.Query", count_read)
+    try:
+        assert [item.event_id for item in calendar.waiting_for_connection(USER)] == ["e00", "e01"]
+    finally:
+        client("dynamodb").meta.events.unregister("after-call.dynamodb.Query", count_read)
+    assert sum(scanned) == 2, "only the waiting items are read, not the user's 60 events"
+
+
 def test_deleted_at_zoom_only_for_the_same_meeting(aws: dict[str, Any]) -> None:
     calendar = CalendarStore(aws["CALENDAR_TABLE"])
     _put(aws, **EVENT, zoom_meeting_id="1", zoom_join_url="u", zoom_status="scheduled")

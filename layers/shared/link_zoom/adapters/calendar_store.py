@@ -19,6 +19,8 @@ from link_zoom.domain.calendar_events import (
 )
 from link_zoom.observability import logger
 
+WAITING_INDEX = "by_user_status"  # template.yaml: the calendar table's sparse index (user_id, zoom_status)
+
 
 class CalendarStore:
     def __init__(self, table_name: str) -> None:
@@ -70,8 +72,10 @@ class CalendarStore:
             .get_paginator("query")
             .paginate(
                 TableName=self._table,
-                KeyConditionExpression="#key = :user",
-                FilterExpression="#zoom = :true AND #status = :waiting",
+                # The sparse index holds only items with a zoom_status: this reads the waiting ones alone.
+                IndexName=WAITING_INDEX,
+                KeyConditionExpression="#key = :user AND #status = :waiting",
+                FilterExpression="#zoom = :true",
                 ExpressionAttributeNames={"#key": "user_id", "#zoom": "zoom", "#status": "zoom_status"},
                 ExpressionAttributeValues={
                     ":user": {"S": user_id},

@@ -18,7 +18,7 @@ from link_zoom.config import get_settings
 from link_zoom.domain.stream_replay import DeadLetter, RecordsExpired, StreamBatch
 
 RECEIVE_BATCH = 10  # SQS's maximum per ReceiveMessage
-RECEIVE_WAIT_S = 5
+RECEIVE_WAIT_S = 2  # long polling, well inside the AWS clients' 5 s read timeout
 RECORDS_PER_CALL = 1000  # GetRecords' maximum
 MAX_EMPTY_PAGES = 3  # an open shard can answer empty pages before the records it still has
 # The stream function may run for its whole timeout (120 s); the default client's read timeout is seconds.
