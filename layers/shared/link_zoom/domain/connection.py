@@ -592,6 +592,8 @@ class Connection:
         count("ConnectionsRefreshed", summary.refreshed)
         count("RefreshFailures", summary.failed)
         count("ConnectionsLost", summary.lost)
+        # Connections due that this run did not reach (it ran out of time): alarmed, the next run starts over.
+        count("KeeperRunsCutShort", int(summary.stopped_early))
         logger.info("keeper run finished", extra=summary.as_dict())
         return summary
 
