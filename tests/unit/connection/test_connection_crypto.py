@@ -183,3 +183,25 @@ def test_reseal_uses_the_data_key_held_in_memory_without_kms(kms_calls: list[str
     assert crypto.unseal(ALICE, again) == b"rotated" and kms_calls == ["GenerateDataKey"]
     crypto.forget_cached_keys()
     assert crypto.reseal(ALICE, sealed, b"rotated") is None
+
+
+def test_threads_that_open_one_users_tokens_at_once_ask_kms_once(kms_calls: list[str]) -> None:
+    import threading
+
+    sealed = crypto.seal(ALICE, SECRET)
+    crypto.forget_cached_keys()  # a fresh container: a stream batch's 16 workers all need alice's key
+    start = threading.Barrier(16)
+    opened: list[bytes] = []
+
+    def open_it() -> None:
+        start.wait()
+        opened.append(crypto.unseal(ALICE, sealed))
+
+    threads = [threading.Thread(target=open_it) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert opened == [SECRET] * 16
+    assert kms_calls == ["GenerateDataKey", "Decrypt"]

@@ -35,6 +35,7 @@ DATA_KEY_CACHE_ENTRIES = 4096  # a keeper run touches thousands of users; each k
 
 _cache: OrderedDict[tuple[str, bytes], tuple[bytes, float]] = OrderedDict()
 _cache_lock = threading.Lock()
+_decrypt_locks = [threading.Lock() for _ in range(64)]
 
 
 def _context(user_id: str) -> dict[str, str]:
@@ -100,14 +101,22 @@ def unseal(user_id: str, sealed: Sealed) -> bytes:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    key = _recall(user_id, sealed.encrypted_key)
-    if key is None:
-        key = _decrypt_data_key(user_id, sealed.encrypted_key)
-        _remember(user_id, sealed.encrypted_key, key)
+    key = _recall(user_id, sealed.encrypted_key) or _decrypt_once(user_id, sealed.encrypted_key)
     try:
         return AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, _aad(user_id))
     except (InvalidTag, ValueError) as exc:
         raise SealBroken("The stored tokens do not decrypt for this user.") from exc
+
+
+def _decrypt_once(user_id: str, encrypted_key: bytes) -> bytes:
+    """One KMS Decrypt per data key, also when a batch's worker threads all need the same user's key at once:
+    the first asks KMS, the others wait for it and find the key cached (striped locks, so memory stays bounded)."""
+    with _decrypt_locks[hash((user_id, encrypted_key)) % len(_decrypt_locks)]:
+        key = _recall(user_id, encrypted_key)
+        if key is None:
+            key = _decrypt_data_key(user_id, encrypted_key)
+            _remember(user_id, encrypted_key, key)
+        return key
 
 
 def _decrypt_data_key(user_id: str, encrypted_key: bytes) -> bytes:
