@@ -90,7 +90,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {}
 
 def _optional_sections() -> None:
     """Sections that live beside the code they measure; a missing one is reported, not fatal."""
-    for module in ("devstack.bench_meetings", "devstack.bench_api"):
+    for module in ("devstack.bench_meetings", "devstack.bench_stream", "devstack.bench_api"):
         try:
             __import__(module)
         except ImportError as exc:
@@ -133,19 +133,48 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = figures["imports"]["functions"]
+    stream = next((v for v in figures.get("sections", {}).values() if isinstance(v, dict) and "unlimited" in v), None)
+    fig, axes = plt.subplots(1, 2 if stream else 1, figsize=(15 if stream else 9, 4.5), squeeze=False)
+    _plot_imports(axes[0][0], figures["imports"]["functions"])
+    if stream:
+        _plot_stream(axes[0][1], stream)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_imports(ax: Any, rows: dict[str, Any]) -> None:
     names = list(rows)
     ratios = [rows[n]["ratio"] for n in names]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.barh(names, ratios, color=["#2d7d46" if r <= IMPORT_GOAL_RATIO else "#b03a2e" for r in ratios])
     ax.axvline(1.0, color="#555", linestyle=":", label="baseline: boto3 + DynamoDB client")
     ax.axvline(IMPORT_GOAL_RATIO, color="#b03a2e", linestyle="--", label=f"goal {IMPORT_GOAL_RATIO}x")
     ax.set_xlabel("handler import time / baseline (fresh process, median)")
     ax.set_title("Cold-start import cost per Lambda function")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+
+def _plot_stream(ax: Any, stream: dict[str, Any]) -> None:
+    """Speed-up over sequential of the 100-record batch through the stack: cold and warm, per CPU setting."""
+    kinds = (
+        ("cold", "cold stack", "#2f4b7c"),
+        ("cold_function", "cold function", "#4a6fa5"),
+        ("warm", "warm", "#9bb7d4"),
+    )
+    labels = [
+        f"{title}\n{shape}"
+        for setting, title in (("unlimited", "unlimited"), ("limited", "256 MB share"))
+        for shape in stream.get(setting, {})
+    ]
+    rows = [row for setting in ("unlimited", "limited") for row in stream.get(setting, {}).values()]
+    for offset, (kind, name, color) in zip((-0.27, 0.0, 0.27), kinds, strict=True):
+        values = [row.get(f"{kind}_speedup", 0) for row in rows]
+        ax.bar([x + offset for x in range(len(rows))], values, width=0.27, color=color, label=name)
+    ax.axhline(stream.get("goal", 5.0), color="#b03a2e", linestyle="--", label=f"goal {stream.get('goal', 5.0)}x")
+    ax.set_xticks(list(range(len(labels))), labels)
+    ax.set_ylabel("speed-up over sequential (same CPU setting)")
+    ax.set_title("Stream batch of 100 through the stack, 100 ms Zoom latency")
+    ax.legend(loc="upper right")
 
 
 def main() -> int:
