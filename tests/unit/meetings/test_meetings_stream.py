@@ -243,7 +243,17 @@ def test_unusable_times_are_failed_without_calling_zoom(world: World, link: Cale
 def test_transient_zoom_faults_fail_the_record_and_the_later_records_of_that_event(
     world: World, link: Calendar, error: Exception
 ) -> None:
-    world.zoom.fail_next("create", error)
+    # evt-1 and evt-2 run at once: the fault must hit evt-1's create, whichever thread calls Zoom first.
+    original_create = world.zoom.create
+    faults = [error]
+
+    def create_failing_evt_1_once(token: str, schedule: Any, deadline: Deadline, reference: str | None = None) -> Any:
+        if schedule.topic == "Renamed" and faults:  # evt-1 as the table holds it by then
+            world.zoom.calls.append(("create", ""))
+            raise faults.pop()
+        return original_create(token, schedule, deadline, reference)
+
+    world.zoom.create = create_failing_evt_1_once  # type: ignore[method-assign]
     records = [link.insert("evt-1"), link.insert("evt-2"), link.modify("evt-1", subject="Renamed")]
     results = run(world, *records)
     assert results[0] is error and results[1] is None and isinstance(results[2], SkippedAfterFailure)
