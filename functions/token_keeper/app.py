@@ -1,4 +1,5 @@
-"""Scheduled: refreshes every Zoom connection whose refresh token is getting old (Zoom's live 90 days)."""
+"""Scheduled: the keeper's planner queues every Zoom connection whose refresh token is getting old (Zoom's live
+90 days) for TokenRefreshFunction."""
 
 from __future__ import annotations
 
@@ -13,7 +14,4 @@ from link_zoom.observability import logger, metrics
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # The keeper's workers share the clients: built once, before they start.
-    return (
-        composition.connection_for_fan_out().refresh_aging_connections(context.get_remaining_time_in_millis).as_dict()
-    )
+    return composition.keeper().plan(context.get_remaining_time_in_millis).as_dict()

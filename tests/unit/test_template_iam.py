@@ -110,10 +110,16 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
     },
     "TokenKeeperFunction": {
-        "ZoomConnectionsTable": {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "ZoomConnectionsTable": {"dynamodb:Scan"},
+        "TokenRefreshQueue": {"sqs:SendMessage"},
+        "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+    },
+    "TokenRefreshFunction": {
+        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "PreferencesTable": {"dynamodb:DeleteItem"},
         "/link/zoom/client-secret": {"ssm:GetParameter"},
         "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "TokenRefreshQueue": {f"sqs:{a}" for a in SQS_CONSUME},
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
     },
     "DlqReplayFunction": {

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from link_zoom.domain.event_work import EventWork
     from link_zoom.domain.features import Features
     from link_zoom.domain.identity import Identity
+    from link_zoom.domain.keeper import Keeper
     from link_zoom.domain.meetings import Meetings
     from link_zoom.domain.preferences import Preferences
     from link_zoom.domain.stream_replay import ReplaySummary
@@ -201,6 +202,20 @@ def meetings_for_fan_out() -> Meetings:
     if "meetings" not in _overrides:
         warm_for_fan_out()
     return meetings()
+
+
+# ------------------------------------------------------------------ the token keeper (planner and refresh workers)
+
+
+@_factory
+def keeper() -> Keeper:
+    """The planner: its scan segments run on threads, so the clients they share are built first."""
+    from link_zoom.adapters import connections_store
+    from link_zoom.adapters.refresh_queue import RefreshQueue
+    from link_zoom.domain.keeper import Keeper
+
+    warm_for_fan_out()
+    return Keeper(connections=connections_store, queue=RefreshQueue())
 
 
 # ------------------------------------------------------------------ clients shared by worker threads

@@ -58,6 +58,8 @@ class Settings:
     calendar_stream_function: str = ""
     # The per-event work queue (the calendar's self-healing: failed records, rate-limited events, sweeps).
     event_work_queue_url: str = ""
+    # The keeper's refresh queue (TokenKeeperFunction queues, TokenRefreshFunction refreshes).
+    refresh_queue_url: str = ""
 
     @classmethod
     def from_environ(cls, env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
@@ -95,6 +97,7 @@ class Settings:
             calendar_stream_function=env.get("CALENDAR_STREAM_FUNCTION", ""),
             stream_workers=_whole_number(opt("STREAM_WORKERS"), default=16, least=1),
             event_work_queue_url=env.get("EVENT_WORK_QUEUE_URL", ""),
+            refresh_queue_url=env.get("REFRESH_QUEUE_URL", ""),
         )
 
 

@@ -33,6 +33,11 @@ def keeper_function() -> Any:
 
 
 @pytest.fixture(scope="session")
+def refresh_function() -> Any:
+    return load_function("token_refresh")
+
+
+@pytest.fixture(scope="session")
 def emulator() -> Iterator[EmulatorHandle]:
     handle = start_emulator(port=0)
     yield handle

@@ -1,4 +1,6 @@
-"""The keeper: refreshes connections whose refresh token is older than 60 days, and nothing else."""
+"""The keeper fanned out, through the moto server (template.yaml's table and TokenRefreshQueue) and the Zoom
+emulator: TokenKeeperFunction queues the connections whose refresh token is older than 60 days, TokenRefreshFunction
+refreshes them from the queue, and nothing else is touched."""
 
 from __future__ import annotations
 
@@ -21,19 +23,26 @@ from tests.support.lambda_context import FakeLambdaContext
 pytestmark = pytest.mark.integration
 
 DAY = 86400
-LONG_RUN_MS = 900_000  # the keeper's Lambda timeout
-# Enough to show the rate; raise it (e.g. 5000) for a longer measurement.
-SCALE = int(os.environ.get("KEEPER_SCALE_CONNECTIONS", "1000"))
+PLANNER_MS = 900_000  # TokenKeeperFunction's timeout
+WORKER_MS = 180_000  # TokenRefreshFunction's timeout
+# Enough to show the path at scale; raise it (e.g. 5000) for a longer run.
+SCALE = int(os.environ.get("KEEPER_SCALE_CONNECTIONS", "300"))
 
 
 @pytest.fixture
 def connections(zoom: EmulatorHandle, local_aws: LocalResources) -> LocalResources:
-    """An empty connections table: the keeper scans all of it, and other tests' users belong to old emulators."""
+    """An empty connections table and refresh queue: the planner scans all of the table."""
     ddb = local_aws.client("dynamodb")
     table = local_aws.tables["ZoomConnectionsTable"]
     for page in ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="user_id"):
         for item in page["Items"]:
             ddb.delete_item(TableName=table, Key={"user_id": item["user_id"]})
+    # (PurgeQueue is allowed once a minute: the left-overs are received and deleted instead)
+    while left := _receive(local_aws):
+        for message in left:
+            local_aws.client("sqs").delete_message(
+                QueueUrl=local_aws.queues["TokenRefreshQueue"], ReceiptHandle=message["ReceiptHandle"]
+            )
     return local_aws
 
 
@@ -55,15 +64,63 @@ def _sealed_generation(user_id: str) -> str:
     return record.generation
 
 
-def _run_keeper(keeper_function: Any, remaining_ms: int = LONG_RUN_MS) -> dict[str, Any]:
+def _refreshed_within(user_id: str, seconds: float) -> bool:
+    from link_zoom.adapters import connections_store
+
+    record = connections_store.get(user_id)
+    return record is not None and record.refresh_issued_at > time.time() - seconds
+
+
+def _plan(keeper_function: Any) -> dict[str, Any]:
     summary: dict[str, Any] = invoke(
-        keeper_function, {"source": "aws.events"}, FakeLambdaContext(remaining_ms=remaining_ms)
+        keeper_function, {"source": "aws.events"}, FakeLambdaContext(remaining_ms=PLANNER_MS)
     )
     return summary
 
 
-def test_the_keeper_refreshes_old_connections_and_leaves_young_ones_alone(
-    connections: LocalResources, zoom: EmulatorHandle, oauth_function: Any, keeper_function: Any
+def _sqs_record(local_aws: LocalResources, message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes") or {},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:TokenRefreshQueue",
+        "awsRegion": "us-east-1",
+    }
+
+
+def _receive(local_aws: LocalResources, most: int = 10) -> list[dict[str, Any]]:
+    answer = local_aws.client("sqs").receive_message(
+        QueueUrl=local_aws.queues["TokenRefreshQueue"], MaxNumberOfMessages=most, VisibilityTimeout=120
+    )
+    messages: list[dict[str, Any]] = answer.get("Messages") or []
+    return messages
+
+
+def _work(local_aws: LocalResources, refresh_function: Any, remaining_ms: int = WORKER_MS) -> list[str]:
+    """Lambda's SQS event source, once over the queue: batches of 10 to the worker, what succeeded deleted.
+    Returns the ids of the messages the worker reported failed (they stay, invisible, as in SQS)."""
+    sqs, url = local_aws.client("sqs"), local_aws.queues["TokenRefreshQueue"]
+    failed: list[str] = []
+    while messages := _receive(local_aws):
+        event = {"Records": [_sqs_record(local_aws, m) for m in messages]}
+        answer = invoke(refresh_function, event, FakeLambdaContext(remaining_ms=remaining_ms))
+        failures = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+        failed += sorted(failures)
+        for message in messages:
+            if message["MessageId"] not in failures:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return failed
+
+
+def test_due_connections_are_queued_and_refreshed_and_young_ones_left_alone(
+    connections: LocalResources,
+    zoom: EmulatorHandle,
+    oauth_function: Any,
+    keeper_function: Any,
+    refresh_function: Any,
 ) -> None:
     old, older, young = new_person("old"), new_person("older"), new_person("young")
     for person in (old, older, young):
@@ -74,27 +131,75 @@ def test_the_keeper_refreshes_old_connections_and_leaves_young_ones_alone(
     generations = {person.user_id: _sealed_generation(person.user_id) for person in (old, older, young)}
     zoom.clear_calls()
 
-    summary = _run_keeper(keeper_function)
+    summary = _plan(keeper_function)
 
-    assert summary | {"seconds": 0} == {
-        "candidates": 2,
-        "refreshed": 2,
-        "skipped": 0,
-        "lost": 0,
-        "failed": 0,
-        "stopped_early": False,
-        "seconds": 0,
-    }
+    assert summary | {"seconds": 0} == {"due": 2, "queued": 2, "not_reached": 1, "stopped_early": False, "seconds": 0}
+    assert token_calls(zoom) == []  # the planner only queues
+    assert _work(connections, refresh_function) == []
     assert len(token_calls(zoom)) == 2
     assert _sealed_generation(old.user_id) != generations[old.user_id]
     assert _sealed_generation(older.user_id) != generations[older.user_id]
     assert _sealed_generation(young.user_id) == generations[young.user_id]
-    # Now all are young: a second run has nothing to do.
-    assert _run_keeper(keeper_function)["candidates"] == 0
+    # Now all are young: the next plan queues nothing.
+    assert _plan(keeper_function)["due"] == 0
+
+
+def test_planning_twice_before_the_workers_run_refreshes_each_connection_once(
+    connections: LocalResources,
+    zoom: EmulatorHandle,
+    oauth_function: Any,
+    keeper_function: Any,
+    refresh_function: Any,
+) -> None:
+    person = new_person()
+    connect(oauth_function, person)
+    _age(connections, person.user_id, 61)
+    zoom.clear_calls()
+
+    assert _plan(keeper_function)["queued"] == 1
+    assert _plan(keeper_function)["queued"] == 1  # still due: queued again
+
+    assert _work(connections, refresh_function) == []
+    assert len(token_calls(zoom)) == 1  # the second message found it refreshed: one read, no call
+
+
+def test_the_same_connection_on_two_workers_at_once_is_refreshed_once(
+    connections: LocalResources,
+    zoom: EmulatorHandle,
+    oauth_function: Any,
+    keeper_function: Any,
+    refresh_function: Any,
+) -> None:
+    person = new_person()
+    connect(oauth_function, person)
+    _age(connections, person.user_id, 61)
+    _plan(keeper_function)
+    _plan(keeper_function)
+    first, second = _receive(connections, 1), _receive(connections, 1)
+    assert len(first) == len(second) == 1
+    zoom.set_latency(100)
+    zoom.clear_calls()
+    barrier = threading.Barrier(2)
+
+    def worker(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        barrier.wait()
+        event = {"Records": [_sqs_record(connections, m) for m in messages]}
+        answer: dict[str, Any] = invoke(refresh_function, event, FakeLambdaContext(remaining_ms=WORKER_MS))
+        return answer
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(worker, [first, second]))
+
+    assert answers == [{"batchItemFailures": []}] * 2
+    assert len(token_calls(zoom)) == 1
 
 
 def test_a_connection_revoked_at_zoom_is_lost_and_removed(
-    connections: LocalResources, zoom: EmulatorHandle, oauth_function: Any, keeper_function: Any
+    connections: LocalResources,
+    zoom: EmulatorHandle,
+    oauth_function: Any,
+    keeper_function: Any,
+    refresh_function: Any,
 ) -> None:
     from link_zoom import composition
     from link_zoom.adapters.preferences_store import list_preferences
@@ -104,47 +209,61 @@ def test_a_connection_revoked_at_zoom_is_lost_and_removed(
     _age(connections, gone.user_id, 70)
     zoom.state.deauthorize(gone.email)
 
-    summary = _run_keeper(keeper_function)
+    _plan(keeper_function)
 
-    assert (summary["lost"], summary["refreshed"], summary["failed"]) == (1, 0, 0)
+    assert _work(connections, refresh_function) == []  # nothing to retry: the message is done
     assert not composition.connection().connection_status(gone.user_id).connected
     assert list_preferences(gone.user_id) == []
 
 
-def test_zoom_failing_keeps_the_connection_for_the_next_run(
-    connections: LocalResources, zoom: EmulatorHandle, oauth_function: Any, keeper_function: Any
+def test_zoom_failing_keeps_the_connection_and_its_message_for_a_retry(
+    connections: LocalResources,
+    zoom: EmulatorHandle,
+    oauth_function: Any,
+    keeper_function: Any,
+    refresh_function: Any,
 ) -> None:
     person = new_person()
     connect(oauth_function, person)
     _age(connections, person.user_id, 61)
+    generation = _sealed_generation(person.user_id)
     zoom.add_fault("POST", "/oauth/token", 503)
 
-    first = _run_keeper(keeper_function)
-    second = _run_keeper(keeper_function)
+    _plan(keeper_function)
+    assert len(_work(connections, refresh_function)) == 1  # reported failed: SQS gives it again later
+    assert _sealed_generation(person.user_id) == generation
 
-    assert (first["failed"], first["refreshed"]) == (1, 0)
-    assert (second["failed"], second["refreshed"]) == (0, 1)
+    _plan(keeper_function)  # the next run (the failed message is still invisible)
+    assert _work(connections, refresh_function) == []
+    assert _sealed_generation(person.user_id) != generation
 
 
-def test_the_keeper_starts_no_new_work_when_time_runs_low(
-    connections: LocalResources, zoom: EmulatorHandle, oauth_function: Any
+def test_a_worker_without_the_time_to_store_an_answer_starts_no_refresh(
+    connections: LocalResources,
+    zoom: EmulatorHandle,
+    oauth_function: Any,
+    keeper_function: Any,
+    refresh_function: Any,
 ) -> None:
-    from link_zoom import composition
+    person = new_person()
+    connect(oauth_function, person)
+    _age(connections, person.user_id, 61)
+    generation = _sealed_generation(person.user_id)
+    zoom.clear_calls()
+    _plan(keeper_function)
 
-    people = [new_person() for _ in range(4)]
-    for person in people:
-        connect(oauth_function, person)
-        _age(connections, person.user_id, 61)
-    budget = iter([LONG_RUN_MS, LONG_RUN_MS])
+    failed = _work(connections, refresh_function, remaining_ms=10_000)  # less than a refresh may need (17 s)
 
-    summary = composition.connection().refresh_aging_connections(lambda: next(budget, 1_000))
-
-    assert summary.stopped_early is True
-    assert (summary.candidates, summary.refreshed) == (2, 2)
+    assert len(failed) == 1 and token_calls(zoom) == []
+    assert _sealed_generation(person.user_id) == generation
 
 
-def test_the_keeper_and_a_request_racing_make_one_refresh(
-    connections: LocalResources, zoom: EmulatorHandle, oauth_function: Any
+def test_a_worker_and_a_request_racing_make_one_refresh(
+    connections: LocalResources,
+    zoom: EmulatorHandle,
+    oauth_function: Any,
+    keeper_function: Any,
+    refresh_function: Any,
 ) -> None:
     from link_zoom import composition
     from link_zoom.adapters.zoom_oauth import current_user
@@ -153,6 +272,7 @@ def test_the_keeper_and_a_request_racing_make_one_refresh(
     connect(oauth_function, person)
     _age(connections, person.user_id, 61)
     zoom.state.expire_access_tokens(person.email)
+    _plan(keeper_function)
     zoom.set_latency(100)
     zoom.clear_calls()
     barrier = threading.Barrier(2)
@@ -160,7 +280,7 @@ def test_the_keeper_and_a_request_racing_make_one_refresh(
 
     def keeper() -> None:
         barrier.wait()
-        results["keeper"] = composition.connection().refresh_aging_connections(lambda: LONG_RUN_MS)
+        results["keeper"] = _work(connections, refresh_function)
 
     def request() -> None:
         barrier.wait()
@@ -173,7 +293,7 @@ def test_the_keeper_and_a_request_racing_make_one_refresh(
         thread.join(timeout=30)
 
     assert results["request"]
-    assert results["keeper"].lost == 0 and results["keeper"].failed == 0
+    assert results["keeper"] == []
     assert len(token_calls(zoom)) == 1
 
 
@@ -206,26 +326,28 @@ def _fake_connection(zoom: EmulatorHandle, index: int, issued_days_ago: float) -
 
 
 @pytest.mark.timeout(600)
-def test_the_keeper_handles_thousands_of_connections_in_one_run(
-    connections: LocalResources, zoom: EmulatorHandle, keeper_function: Any
+def test_hundreds_of_due_connections_are_all_refreshed_through_the_queue(
+    connections: LocalResources, zoom: EmulatorHandle, keeper_function: Any, refresh_function: Any
 ) -> None:
     from link_zoom.adapters import crypto
 
-    young = 200
+    young = 100
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda i: _fake_connection(zoom, i, 61 + i % 20), range(SCALE)))
+        due = set(pool.map(lambda i: _fake_connection(zoom, i, 61 + i % 20), range(SCALE)))
         list(pool.map(lambda i: _fake_connection(zoom, SCALE + i, 10), range(young)))
-    crypto.forget_cached_keys()  # the keeper runs in a cold container
+    crypto.forget_cached_keys()  # the workers run in a cold container
     zoom.clear_calls()
 
+    summary = _plan(keeper_function)
     started = time.monotonic()
-    summary = _run_keeper(keeper_function)
+    failed = _work(connections, refresh_function)
     elapsed = time.monotonic() - started
 
-    assert summary["refreshed"] == SCALE and summary["candidates"] == SCALE
-    assert summary["failed"] == summary["lost"] == 0 and not summary["stopped_early"]
+    assert (summary["due"], summary["queued"], summary["stopped_early"]) == (SCALE, SCALE, False)
+    assert failed == []
     assert len(token_calls(zoom)) == SCALE
-    rate = SCALE / elapsed
-    print(f"\nkeeper: {SCALE} old of {SCALE + young} connections refreshed in {elapsed:.1f} s = {rate:.0f}/s")
-    # One process here serves the keeper, the moto server and the emulator; AWS and Zoom would not share it.
-    assert elapsed * 1000 < LONG_RUN_MS - 60_000
+    assert all(_refreshed_within(user_id, elapsed + 60) for user_id in due)
+    print(
+        f"\nkeeper: planned {SCALE} of {SCALE + young} in {summary['seconds']} s; one worker refreshed them in "
+        f"{elapsed:.1f} s = {SCALE / elapsed:.1f}/s"
+    )

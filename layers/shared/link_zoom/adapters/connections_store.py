@@ -181,8 +181,14 @@ def user_ids_of_zoom_user(zoom_user_id: str) -> list[str]:
     return [item.user_id for item in _model().by_zoom_user.query(zoom_user_id)]
 
 
-def user_ids_refreshed_before(cutoff: float, page_size: int = 500) -> Iterator[str]:
-    """Users whose refresh token was issued before `cutoff` (a filtered, paged scan of the keys only)."""
+def refreshed_before(cutoff: float, segment: int, segments: int, page_size: int = 1000) -> Iterator[tuple[str, float]]:
+    """One segment of a parallel scan: (user id, refresh issued at) of the connections refreshed before `cutoff`."""
     model = _model()
-    for item in model.scan(model.refresh_issued_at < cutoff, page_size=page_size, attributes_to_get=["user_id"]):
-        yield item.user_id
+    for item in model.scan(
+        model.refresh_issued_at < cutoff,
+        segment=segment,
+        total_segments=segments,
+        page_size=page_size,
+        attributes_to_get=["user_id", "refresh_issued_at"],
+    ):
+        yield item.user_id, float(item.refresh_issued_at)

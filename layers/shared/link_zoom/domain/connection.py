@@ -9,15 +9,13 @@ caller refreshes, the others poll the item and use its result.
 from __future__ import annotations
 
 import base64
-import contextvars
 import hashlib
 import json
 import secrets
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 from urllib.parse import urlencode
@@ -44,9 +42,8 @@ LOCK_SECONDS = 25
 # Waiters give up before an API function's timeout; a crashed holder's lock then runs out by itself.
 WAIT_SECONDS = 14.0
 POLL_SECONDS = 0.1
-KEEPER_REFRESH_AGE = timedelta(days=60)  # refresh tokens live 90 days
-KEEPER_WORKERS = 8
-KEEPER_RESERVE_MS = 60_000  # no new refresh starts with less than this left of the invocation
+# The keeper (domain/keeper.py) refreshes connections older than this; refresh tokens live 90 days.
+KEEPER_REFRESH_AGE = timedelta(days=60)
 # A refresh kills the old refresh token the moment Zoom answers: it starts only with time to receive the answer
 # (Zoom's connect + read timeouts) and to store it (KMS, then DynamoDB with retries) before the function ends.
 ZOOM_TOKEN_CALL_S = 11.05  # the OAuth adapter's connect (3.05 s) and read (8 s) timeouts
@@ -143,8 +140,6 @@ class ConnectionStorePort(Protocol):
 
     def user_ids_of_zoom_user(self, zoom_user_id: str) -> list[str]: ...
 
-    def user_ids_refreshed_before(self, cutoff: float) -> Iterable[str]: ...
-
 
 class OAuthStatesPort(Protocol):
     def put(self, state_hash: str, pending: PendingAuthorization) -> None: ...
@@ -206,20 +201,6 @@ class AuthorizationStart:
 class CompletedConnection:
     user_id: str
     reauthorize_after: datetime
-
-
-@dataclass(frozen=True)
-class KeeperSummary:
-    candidates: int  # connections whose refresh token was older than the cut-off when scanned
-    refreshed: int
-    skipped: int  # refreshed by someone else meanwhile
-    lost: int  # Zoom refused the refresh token (app removed) or the connection ended meanwhile
-    failed: int  # Zoom or AWS failed; the connection is kept for the next run
-    stopped_early: bool  # the invocation's time ran low before every candidate was handled
-    seconds: float
-
-    def as_dict(self) -> dict[str, int | bool | float]:
-        return asdict(self)
 
 
 class ConnectionGone(Exception):
@@ -546,58 +527,9 @@ class Connection:
 
     # --- the keeper
 
-    def refresh_aging_connections(
-        self,
-        remaining_ms: Callable[[], int],
-        *,
-        older_than: timedelta = KEEPER_REFRESH_AGE,
-        workers: int = KEEPER_WORKERS,
-        reserve_ms: int = KEEPER_RESERVE_MS,
-    ) -> KeeperSummary:
-        """Refreshes every connection whose refresh token is older than `older_than`, `workers` at a time,
-        under the same lock as `call_zoom`, starting no new refresh once `remaining_ms()` drops below `reserve_ms`.
-        """
-        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait  # the keeper's alone
-
-        started = time.monotonic()
-        cutoff = time.time() - older_than.total_seconds()
-        outcomes: Counter[str] = Counter()
-        candidates = 0
-        stopped_early = False
-        pending: set[Future[str]] = set()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keeper") as pool:
-            for user_id in self.store.user_ids_refreshed_before(cutoff):
-                left_ms = remaining_ms()
-                if left_ms < reserve_ms:
-                    stopped_early = True
-                    break
-                # A short queue: the time check above stays meaningful and the scan no faster than the work.
-                if len(pending) >= 2 * workers:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    outcomes.update(future.result() for future in done)
-                candidates += 1
-                # In a copy of this context: context-bound state (locally, the acting function) follows the task.
-                deadline = Deadline(left_ms / 1000.0)
-                pending.add(pool.submit(contextvars.copy_context().run, self._keep_fresh, user_id, cutoff, deadline))
-            outcomes.update(future.result() for future in wait(pending).done)
-        summary = KeeperSummary(
-            candidates=candidates,
-            refreshed=outcomes["refreshed"],
-            skipped=outcomes["skipped"],
-            lost=outcomes["lost"],
-            failed=outcomes["failed"],
-            stopped_early=stopped_early,
-            seconds=round(time.monotonic() - started, 3),
-        )
-        count("ConnectionsRefreshed", summary.refreshed)
-        count("RefreshFailures", summary.failed)
-        count("ConnectionsLost", summary.lost)
-        # Connections due that this run did not reach (it ran out of time): alarmed, the next run starts over.
-        count("KeeperRunsCutShort", int(summary.stopped_early))
-        logger.info("keeper run finished", extra=summary.as_dict())
-        return summary
-
-    def _keep_fresh(self, user_id: str, cutoff: float, deadline: Deadline | None = None) -> str:
+    def keep_fresh(self, user_id: str, cutoff: float, deadline: Deadline | None = None) -> str:
+        """Refreshes the connection if its refresh token is still older than epoch `cutoff`: "refreshed", "skipped"
+        (refreshed meanwhile: one read), "lost" (gone) or "failed" (Zoom or AWS failing, or too little time left)."""
         try:
             _, fresh = self._refresh_if(user_id, lambda record: record.refresh_issued_at < cutoff, deadline)
         except ConnectionGone:

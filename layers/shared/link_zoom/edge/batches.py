@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     from link_zoom.domain.event_work import EventWork
+    from link_zoom.domain.keeper import KeepFreshPort
     from link_zoom.domain.meetings import Meetings
 
 
@@ -129,6 +130,28 @@ def handle_event_work_batch(
         error = failed.get(record.message_id)
         if error is not None:
             raise error
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(event=dict(event), record_handler=record_handler, processor=processor, context=context)
+    )
+
+
+def handle_refresh_batch(
+    event: Mapping[str, Any], context: Any, connection: Callable[[], KeepFreshPort]
+) -> dict[str, Any]:
+    """The TokenRefreshFunction: one connection per message, one after another (the event source's maximum
+    concurrency then bounds the refreshes in flight at Zoom), failures reported per message."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    from link_zoom.domain.keeper import refresh_one
+
+    if not event.get("Records"):
+        return {"batchItemFailures": []}
+    deadline = Deadline.from_context(context)
+
+    def record_handler(record: SQSRecord) -> None:
+        refresh_one(connection(), record.body, deadline)
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(
