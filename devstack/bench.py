@@ -90,7 +90,7 @@ SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {}
 
 def _optional_sections() -> None:
     """Sections that live beside the code they measure; a missing one is reported, not fatal."""
-    for module in ("devstack.bench_meetings", "devstack.bench_stream", "devstack.bench_api"):
+    for module in ("devstack.bench_meetings", "devstack.bench_stream", "devstack.bench_api", "devstack.bench_keeper"):
         try:
             __import__(module)
         except ImportError as exc:
