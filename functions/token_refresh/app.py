@@ -15,4 +15,4 @@ from link_zoom.observability import logger, metrics
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Messages {"user_id", "refreshed_before"}: a connection refreshed since is skipped after one read.
-    return batches.handle_refresh_batch(event, context, composition.connection)
+    return batches.handle_refresh_batch(event, context, composition.refresh_worker)

@@ -218,6 +218,17 @@ def keeper() -> Keeper:
     return Keeper(connections=connections_store, queue=RefreshQueue())
 
 
+@_factory
+def refresh_worker() -> Connection:
+    """The connection service for TokenRefreshFunction: its refreshes paced (domain/keeper.py's PacedRefreshes)."""
+    import dataclasses
+
+    from link_zoom.domain.keeper import PacedRefreshes
+
+    base = connection()
+    return dataclasses.replace(base, zoom_oauth=PacedRefreshes(base.zoom_oauth))
+
+
 # ------------------------------------------------------------------ clients shared by worker threads
 
 

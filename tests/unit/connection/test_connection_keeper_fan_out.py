@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from link_zoom.deadline import Deadline
-from link_zoom.domain.keeper import Keeper, RefreshFailed, RefreshRequest, refresh_one
+from link_zoom.domain.connection import ZoomTokens, ZoomUser
+from link_zoom.domain.keeper import Keeper, PacedRefreshes, RefreshFailed, RefreshRequest, refresh_one
 from link_zoom.edge.batches import handle_refresh_batch
 from tests.support.lambda_context import FakeLambdaContext
 
@@ -180,3 +181,60 @@ def test_the_worker_reports_only_the_failed_messages() -> None:
 
 def test_an_empty_batch_does_nothing() -> None:
     assert handle_refresh_batch({"Records": []}, FakeLambdaContext(), lambda: Outcomes({})) == {"batchItemFailures": []}
+
+
+class CountingOAuth:
+    def __init__(self) -> None:
+        self.refreshed: list[str] = []
+        self.revoked: list[str] = []
+
+    def refresh(self, refresh_token: str) -> ZoomTokens:
+        self.refreshed.append(refresh_token)
+        return ZoomTokens("a", "r", 3599)
+
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str) -> ZoomTokens:
+        raise AssertionError("not paced, not used here")
+
+    def revoke(self, token: str) -> None:
+        self.revoked.append(token)
+
+    def current_user(self, access_token: str) -> ZoomUser:
+        return ZoomUser("z", None)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_a_worker_starts_at_most_ten_refreshes_a_second() -> None:
+    inner, clock = CountingOAuth(), FakeClock()
+    paced = PacedRefreshes(inner, clock=clock, sleep=clock.sleep)
+
+    for i in range(5):
+        paced.refresh(f"r{i}")
+
+    assert inner.refreshed == [f"r{i}" for i in range(5)]
+    assert clock.slept == [0.1] * 4  # the first at once, then one every 100 ms
+    assert clock.now == pytest.approx(100.4)
+
+
+def test_refreshes_slower_than_the_pace_are_not_delayed_and_other_calls_pass_straight_through() -> None:
+    inner, clock = CountingOAuth(), FakeClock()
+    paced = PacedRefreshes(inner, clock=clock, sleep=clock.sleep)
+
+    paced.refresh("r0")
+    clock.now += 0.25  # Zoom took 250 ms
+    paced.refresh("r1")
+    paced.revoke("t")
+    paced.revoke("t")
+
+    assert clock.slept == [] and inner.revoked == ["t", "t"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from link_zoom.deadline import Deadline
-from link_zoom.domain.connection import KEEPER_REFRESH_AGE
+from link_zoom.domain.connection import KEEPER_REFRESH_AGE, ZoomOAuthPort, ZoomTokens, ZoomUser
 from link_zoom.observability import count, logger
 
 # A connection still due this long after it became due was not reached by the runs in between: alarmed.
@@ -27,6 +28,9 @@ NOT_REACHED_AFTER = timedelta(days=2)
 PLAN_SEGMENTS = 8  # parallel scan segments of the connections table, each on a thread of its own
 PLAN_RESERVE_MS = 30_000  # no new page is read with less than this left of the planner's invocation
 SEND_BATCH = 10  # SQS SendMessageBatch's maximum
+# Refreshes one worker sends a second at most. With TokenRefreshFunction's MaximumConcurrency (5) it is the keeper's
+# ceiling at Zoom's token endpoint (50/s), whatever Zoom's latency (docs/deploy.md).
+WORKER_REFRESHES_PER_S = 10.0
 
 
 class DueConnectionsPort(Protocol):
@@ -178,3 +182,36 @@ def refresh_one(connection: KeepFreshPort, body: str | None, deadline: Deadline)
         count("RefreshFailures")
         raise RefreshFailed(request.user_id)
     return outcome
+
+
+class PacedRefreshes:
+    """A ZoomOAuthPort whose refreshes start no closer together than `interval_s` in this process (the other
+    calls pass straight through): the refresh worker's share of Zoom's token-endpoint rate."""
+
+    def __init__(
+        self,
+        inner: ZoomOAuthPort,
+        interval_s: float = 1.0 / WORKER_REFRESHES_PER_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._inner, self._interval, self._clock, self._sleep = inner, interval_s, clock, sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def refresh(self, refresh_token: str) -> ZoomTokens:
+        with self._lock:
+            wait = self._next - self._clock()
+            self._next = max(self._next, self._clock()) + self._interval
+        if wait > 0:
+            self._sleep(wait)
+        return self._inner.refresh(refresh_token)
+
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str) -> ZoomTokens:
+        return self._inner.exchange_code(code, redirect_uri, code_verifier)
+
+    def revoke(self, token: str) -> None:
+        self._inner.revoke(token)
+
+    def current_user(self, access_token: str) -> ZoomUser:
+        return self._inner.current_user(access_token)
