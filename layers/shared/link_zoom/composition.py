@@ -167,9 +167,11 @@ def meetings() -> Meetings:
     from link_zoom.adapters.idempotency_store import IdempotencyStore
     from link_zoom.adapters.meeting_links_store import MeetingLinksStore
     from link_zoom.adapters.zoom_meetings import ZoomMeetingsApi
+    from link_zoom.adapters.zoom_quota_store import ZoomQuotaStore
     from link_zoom.config import get_settings
     from link_zoom.domain.meetings import IDEMPOTENCY_EXPIRY_S, Meetings
     from link_zoom.domain.series import RecurringMeetings
+    from link_zoom.domain.zoom_quota import ZoomQuota
 
     settings = get_settings()
     zoom = ZoomMeetingsApi(settings.zoom_api_base_url)
@@ -182,6 +184,7 @@ def meetings() -> Meetings:
         calendar=calendar,
         zoom_enabled=zoom_enabled,
         once=IdempotencyStore(settings.idempotency_table, IDEMPOTENCY_EXPIRY_S),
+        quota=ZoomQuota(markers=ZoomQuotaStore(settings.meeting_links_table)),
     )
     # Recurring events reuse the single events' claim, connection and switch.
     service.recurring = RecurringMeetings(meetings=service, zoom=zoom, links=links, calendar=calendar)

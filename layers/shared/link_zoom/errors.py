@@ -119,9 +119,12 @@ class ZoomRateLimited(ServiceError):
     code = "zoom_rate_limited"
     message = "Zoom is limiting requests right now; try again later."
 
-    def __init__(self, retry_after_seconds: int) -> None:
+    def __init__(self, retry_after_seconds: int, *, daily_limit: bool = False) -> None:
         super().__init__(headers={"Retry-After": str(max(1, retry_after_seconds))})
         self.retry_after_seconds = max(1, retry_after_seconds)
+        # The user's daily meeting create/update quota is used up until Retry-After (or 00:00 UTC): the one limit
+        # worth remembering per user (per-second limits are per account, and last seconds).
+        self.daily_limit = daily_limit
 
 
 class ZoomTokenRejected(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -133,11 +134,82 @@ def test_the_daily_limit_makes_rate_limited_then_scheduled_after_retry_after(
         waiting = next(e for e in (first, second) if calendar.item(alice.user_id, e)["zoom_status"] == "rate_limited")
         assert "automatically" in calendar.item(alice.user_id, waiting)["zoom_error"]
         assert receive(local_aws, "EventWorkQueue") == [], "delayed until Zoom's Retry-After"
+        # Due after Zoom's Retry-After plus its spread (up to a quarter of the wait): not all at the reset.
         time.sleep(4.5)
         work = receive(local_aws, "EventWorkQueue")
+        for _ in range(20):
+            if work:
+                break
+            time.sleep(0.25)
+            work = receive(local_aws, "EventWorkQueue")
         assert [json.loads(m["body"])["event_id"] for m in work] == [waiting]
         functions["event_work"].handler({"Records": work}, context(120))
         assert calendar.item(alice.user_id, waiting)["zoom_status"] == "scheduled"
         assert len(zoom.state.meetings()) == 2
+    finally:
+        zoom.state.set_daily_limit(100, 86400)
+
+
+def test_150_waiting_events_get_the_daily_quota_now_and_the_rest_after_the_reset_with_one_429(
+    zoom: EmulatorHandle,
+    functions: dict[str, Any],
+    alice: Person,
+    calendar: CalendarTable,
+    local_aws: LocalResources,
+) -> None:
+    """150 stream INSERTs of one user, Zoom's quota at 100 a "day" (the emulator's day shortened to 30 s): the first
+    100 are scheduled, ONE create is refused (429) and the other 49 wait without a call; after the reset the
+    deferred events come back spread out and all 150 are scheduled, none failed, 150 meetings."""
+    purge(local_aws, "EventWorkQueue")
+    window = 30
+    zoom.state.set_daily_limit(100, window)
+    try:
+        zoom.state.advance_clock(window - zoom.state.now() % window + 0.05)  # a fresh quota day starts now
+        day_began = time.monotonic()
+        events = [f"evt-{n:03}-{uuid.uuid4()}" for n in range(150)]
+        for event_id in events:
+            calendar.put(alice.user_id, event_id, **FUTURE, zoom=True)
+        records = calendar.new_records()
+        assert len(records) == 150
+        for start in range(0, len(records), 100):  # the stream mapping's batch size
+            answer = functions["calendar_stream"].handler({"Records": records[start : start + 100]}, context(120))
+            assert answer == {"batchItemFailures": []}, "a 429 never fails a stream record"
+        first_pass_s = time.monotonic() - day_began
+        statuses = Counter(calendar.item(alice.user_id, e).get("zoom_status") for e in events)
+        assert statuses == {"scheduled": 100, "rate_limited": 50}
+        assert Counter(call["status"] for call in zoom.calls if (call["method"], call["path"]) == CREATE) == {
+            201: 100,
+            429: 1,
+        }, "known limited after the first 429: the other 49 make no call"
+        assert window - first_pass_s > 2, "the first pass must end within the emulator's day"
+
+        reset_at = day_began + window
+        waiting = set(events) - {e for e in events if calendar.item(alice.user_id, e)["zoom_status"] == "scheduled"}
+        handled_at: list[float] = []
+        while waiting and time.monotonic() < reset_at + window:
+            work = receive(local_aws, "EventWorkQueue")
+            if not work:
+                time.sleep(0.5)
+                continue
+            assert functions["event_work"].handler({"Records": work}, context(120)) == {"batchItemFailures": []}
+            for message in work:  # what Lambda's SQS mapping does with messages handled without failure
+                local_aws.client("sqs").delete_message(
+                    QueueUrl=local_aws.queues["EventWorkQueue"], ReceiptHandle=message["receiptHandle"]
+                )
+            if any(json.loads(message["body"]).get("event_id") in waiting for message in work):
+                handled_at.append(time.monotonic())  # (another test's late message is not ours to time)
+            waiting = {e for e in waiting if calendar.item(alice.user_id, e)["zoom_status"] != "scheduled"}
+        all_scheduled_s = time.monotonic() - reset_at
+        print(
+            f"150 events, quota 100: first pass {first_pass_s:.1f} s; after the reset all scheduled in"
+            f" {all_scheduled_s:.1f} s over {len(handled_at)} work batches"
+        )
+        assert not waiting, f"{len(waiting)} events still waiting"
+        assert min(handled_at) >= reset_at - 1.0, "nothing came back before Zoom's reset"
+        final = Counter(calendar.item(alice.user_id, e)["zoom_status"] for e in events)
+        assert final == {"scheduled": 150}
+        creates = Counter(call["status"] for call in zoom.calls if (call["method"], call["path"]) == CREATE)
+        assert creates == {201: 150, 429: 1}
+        assert len(zoom.state.meetings()) == 150
     finally:
         zoom.state.set_daily_limit(100, 86400)

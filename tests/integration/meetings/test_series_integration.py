@@ -381,7 +381,8 @@ def test_zoom_daily_limit_leaves_the_series_rate_limited_and_its_work_queued(
     zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, calendar: CalendarTable
 ) -> None:
     event_id = f"series-{uuid.uuid4()}"
-    daily = {"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Remaining": "0"}
+    # Zoom's own daily 429 has no Retry-After (the reset is 00:00 UTC); one second here stands for the reset.
+    daily = {"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Remaining": "0", "Retry-After": "1"}
     zoom.state.add_fault(method="POST", path="/v2/users/me/meetings", status=429, headers=daily, times=1)
     calendar.put(alice.user_id, event_id, **SERIES, zoom=True)
     records = calendar.new_records()
@@ -390,7 +391,9 @@ def test_zoom_daily_limit_leaves_the_series_rate_limited_and_its_work_queued(
     item = calendar.item(alice.user_id, event_id)
     assert item["zoom_status"] == "rate_limited" and "limit" in item["zoom_error"]
     assert meetings_at(zoom) == {}
-    # What the queued work does once the limit resets: reconcile the item as it is then.
+    # What the queued work does once the limit resets: reconcile the item as it is then (until the reset the
+    # user is known limited, and a create would not even be sent).
+    time.sleep(1.2)
     answer = functions["calendar_stream"].handler({"Records": records}, context(60, "calendar-stream"))
     assert answer == {"batchItemFailures": []}
     assert calendar.item(alice.user_id, event_id)["zoom_status"] == "scheduled" and len(meetings_at(zoom)) == 1

@@ -26,6 +26,7 @@ from link_zoom.domain.meetings import (
     ZoomMeetingsPort,
 )
 from link_zoom.domain.schedule import Schedule
+from link_zoom.domain.zoom_quota import QuotaMarkersPort, ZoomQuota
 from link_zoom.errors import IdempotencyKeyReused, ZoomMeetingNotFound, ZoomOutcomeUnknown
 
 T = TypeVar("T")
@@ -331,6 +332,27 @@ class FakeOnce:
         return answer
 
 
+@dataclass
+class FakeQuotaMarkers:
+    """The users' daily-limit markers: a later time only ever replaces an earlier one."""
+
+    rows: dict[str, float] = field(default_factory=dict)
+    reads: int = 0
+    writes: int = 0
+    failing: bool = False
+
+    def limited_until(self, user_id: str) -> float | None:
+        self.reads += 1
+        if self.failing:
+            raise RuntimeError("the table cannot be read")
+        return self.rows.get(user_id)
+
+    def limit_until(self, user_id: str, until: float) -> None:
+        self.writes += 1
+        if until > self.rows.get(user_id, 0.0):
+            self.rows[user_id] = until
+
+
 class Switch:
     def __init__(self, on: bool = True) -> None:
         self.on = on
@@ -351,15 +373,25 @@ class World:
     calendar: FakeCalendar
     switch: Switch
     meetings: Meetings
+    markers: FakeQuotaMarkers = field(default_factory=FakeQuotaMarkers)
 
 
-def build_world() -> World:
+def build_world(clock: Callable[[], float] = time.time) -> World:
     zoom, connection, links, calendar, switch = FakeZoom(), FakeConnection(), FakeLinks(), FakeCalendar(), Switch()
     # Each fake is checked against its port by mypy here.
     ports: tuple[ZoomMeetingsPort, ConnectionPort, MeetingLinksPort, CalendarPort] = (zoom, connection, links, calendar)
     once: OncePort = FakeOnce()
-    meetings = Meetings(*ports, zoom_enabled=switch, once=once, sleep=lambda _: time.sleep(0.001))
-    return World(zoom, connection, links, calendar, switch, meetings)
+    markers = FakeQuotaMarkers()
+    marker_port: QuotaMarkersPort = markers
+    meetings = Meetings(
+        *ports,
+        zoom_enabled=switch,
+        once=once,
+        clock=clock,
+        sleep=lambda _: time.sleep(0.001),
+        quota=ZoomQuota(marker_port, clock=clock),
+    )
+    return World(zoom, connection, links, calendar, switch, meetings, markers)
 
 
 def stream_record(

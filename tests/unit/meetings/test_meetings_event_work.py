@@ -66,7 +66,7 @@ def world() -> World:
 def work_for(world: World, keys: list[tuple[str, str]] | None = None) -> tuple[EventWork, FakeQueue, Clock]:
     queue, clock = FakeQueue(), Clock()
     ports: tuple[WorkQueuePort, FailedRecordsPort] = (queue, FakeFailedRecords(keys or []))
-    return EventWork(world.meetings, *ports, clock=clock), queue, clock
+    return EventWork(world.meetings, *ports, clock=clock, spread=lambda wait: 0.0), queue, clock
 
 
 def test_a_stream_failure_becomes_one_work_item_per_event(world: World) -> None:

@@ -190,6 +190,7 @@ def test_429_with_a_retry_after_beyond_the_deadline_is_rate_limited_at_once(tran
     with pytest.raises(ZoomRateLimited) as raised:
         api().create(TOKEN, SCHEDULE, Deadline(10))
     assert raised.value.headers == {"Retry-After": "3600"} and len(transport.requests) == 1
+    assert not raised.value.daily_limit, "no X-RateLimit-Type: a per-second limit, not remembered per user"
 
 
 def test_429_that_keeps_coming_is_rate_limited(transport: ScriptedTransport) -> None:
@@ -377,6 +378,7 @@ def test_zooms_daily_limit_is_rate_limited_until_midnight_without_waiting(transp
         api().create(TOKEN, SCHEDULE, Deadline(10))
     assert time.monotonic() - began < 0.5 and len(transport.requests) == 1
     assert 0 < int(raised.value.headers["Retry-After"]) <= 86401
+    assert raised.value.daily_limit, "the one 429 the meetings service remembers for the user"
 
 
 def test_retry_after_as_an_http_date(transport: ScriptedTransport) -> None:

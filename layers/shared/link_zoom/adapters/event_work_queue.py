@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,6 @@ class EventWorkQueue:
         """Sends every body (JSON) with the same delay; raises at the first that could not be sent. One
         SendMessage each: it is what the functions' policies grant (SendMessageBatch is the same permission at AWS,
         but not in moto's IAM enforcement), and fan-outs are a few events."""
-        delay = max(0, min(MAX_DELAY_S, int(delay_s)))
+        delay = max(0, min(MAX_DELAY_S, math.ceil(delay_s)))  # never early: a due time is not missed by a second
         for body in bodies:
             client("sqs").send_message(QueueUrl=self._url, MessageBody=json.dumps(body), DelaySeconds=delay)

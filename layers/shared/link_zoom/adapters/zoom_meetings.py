@@ -456,7 +456,8 @@ def _rate_limit_of(response: requests.Response) -> _RateLimit:
     if response.headers.get("X-RateLimit-Type", "").lower().startswith("daily"):
         # The user's 100 creates/updates a day are used up: waiting seconds cannot help. Zoom often sends no
         # Retry-After for it: the quota comes back at 00:00 UTC.
-        raise ZoomRateLimited(math.ceil(retry_after) if retry_after is not None else _seconds_to_utc_midnight())
+        wait = math.ceil(retry_after) if retry_after is not None else _seconds_to_utc_midnight()
+        raise ZoomRateLimited(wait, daily_limit=True)
     return _RateLimit(retry_after)
 
 

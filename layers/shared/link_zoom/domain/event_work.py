@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 
 MAX_DELAY_S = 900  # SQS's maximum DelaySeconds
 MIN_WORK_S = 30.0  # an item is not started with less time left: it is re-queued at once instead
+# Events waiting out a rate limit come due spread over up to this share of the wait (at most 15 minutes) after
+# it, not all at the reset: the first ones use the new quota, the rest find it used up again at no cost.
+RESET_SPREAD_SHARE = 0.25
+MAX_RESET_SPREAD_S = 900.0
 GIVE_UP_SENTENCE = (
     "Zoom could not be reached to update this meeting for several days; change the event in Link to try again."
 )
@@ -39,6 +44,11 @@ GIVE_UP_SENTENCE = (
 def backoff_base_s() -> float:
     """The first retry's delay (doubling up to 15 minutes); the local stack and tests may shorten it."""
     return float(os.environ.get("EVENT_WORK_BACKOFF_BASE_S", "30"))
+
+
+def reset_spread(retry_after_s: float) -> float:
+    """A random extra wait after a rate limit's end (full jitter over a window that grows with the wait)."""
+    return random.uniform(0.0, min(MAX_RESET_SPREAD_S, retry_after_s * RESET_SPREAD_SHARE))  # noqa: S311 - timing
 
 
 def max_attempts() -> int:
@@ -91,6 +101,7 @@ class EventWork:
     queue: WorkQueuePort
     failed_records: FailedRecordsPort | None = None
     clock: Callable[[], float] = time.time
+    spread: Callable[[float], float] = reset_spread
 
     def handle_message(self, body: Mapping[str, Any], deadline: Deadline) -> str:
         """One SQS message of either queue; returns what was done (raises for a message to receive again)."""
@@ -133,11 +144,13 @@ class EventWork:
             return self._retry_or_give_up(item, exc)
 
     def wait_out(self, item: WorkItem, retry_after_s: int) -> None:
-        """Queues the event to be reconciled again once Zoom's Retry-After has passed."""
-        count("EventsRateLimited")
-        due = self.clock() + retry_after_s
-        self.queue.send([replace(item, not_before=due).body()], retry_after_s)
-        logger.info("event waits out Zoom's rate limit", extra={"event_id": item.event_id, "seconds": retry_after_s})
+        """Queues the event to be reconciled again once Zoom's Retry-After has passed, plus a spread so that a
+        user's waiting events do not all reach Zoom at the reset (the attempt count is kept: waiting is no failure)."""
+        count("RateLimitedDeferrals")
+        delay = retry_after_s + self.spread(retry_after_s)
+        due = self.clock() + delay
+        self.queue.send([replace(item, not_before=due).body()], delay)
+        logger.info("event waits out Zoom's rate limit", extra={"event_id": item.event_id, "seconds": round(delay, 1)})
 
     def _retry_or_give_up(self, item: WorkItem, error: Exception) -> str:
         attempt = item.attempt + 1

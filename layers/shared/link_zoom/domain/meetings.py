@@ -34,6 +34,7 @@ from link_zoom.domain.calendar_events import (
     ZoomFields,
 )
 from link_zoom.domain.schedule import DEFAULT_TOPIC, Schedule, parse_instant
+from link_zoom.domain.zoom_quota import ZoomQuota
 from link_zoom.errors import (
     FeatureDisabled,
     RequestInProgress,
@@ -250,6 +251,8 @@ class Meetings:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     recurring: RecurringPort | None = None
+    # The user's daily Zoom quota (domain/zoom_quota.py): creates and updates wait while it is known used up.
+    quota: ZoomQuota | None = None
 
     # --- API paths
 
@@ -257,9 +260,7 @@ class Meetings:
         if not self.zoom_enabled():
             raise FeatureDisabled()
         schedule = Schedule.starting_now(request.topic, request.duration_minutes)
-        meeting = self.connection.call_zoom(
-            user_id, lambda token: self.zoom.create(token, schedule, deadline), deadline=deadline
-        )
+        meeting = self.call_counted(user_id, lambda token: self.zoom.create(token, schedule, deadline), deadline)
         return meeting_answer(meeting.meeting_id, meeting.join_url, meeting.password, schedule)
 
     def compose_link_once(
@@ -406,6 +407,13 @@ class Meetings:
     def wait_for_claim(self, deadline: Deadline) -> None:
         self._wait_for_claim(deadline)
 
+    def call_counted(self, user_id: str, operation: Callable[[str], T], deadline: Deadline | None = None) -> T:
+        """A Zoom call that counts against the user's daily creates and updates: not sent while that quota is
+        known to be used up (ZoomRateLimited at once, as Zoom would answer), and a daily-limit 429 is remembered."""
+        if self.quota is None:
+            return self.connection.call_zoom(user_id, operation, deadline=deadline)
+        return self.quota.call(user_id, lambda: self.connection.call_zoom(user_id, operation, deadline=deadline))
+
     # --- Zoom deleted a meeting (webhook)
 
     def meeting_deleted_at_zoom(self, meeting_id: str) -> int:
@@ -468,6 +476,8 @@ class Meetings:
             # Not a row this code writes: it cannot be taken over safely, so wait (bounded) for a person.
             self._wait_for_claim(deadline)
             return None
+        if self.quota is not None:
+            self.quota.check(user_id)  # before the claim: a limited user's event costs no write and no call
         # A claim left behind (its create's answer was lost, or its creator died mid-call) may have made a
         # meeting: keep its reference, so the meeting is found, and the row, until it is settled.
         inherited = replacing.claim_ref if replacing is not None else None
@@ -480,12 +490,12 @@ class Meetings:
         try:
             meeting = self._adopt(user_id, ref, schedule, deadline) if inherited else None
             if meeting is None:
-                meeting = self.connection.call_zoom(
+                meeting = self.call_counted(
                     user_id,
                     lambda token: (
                         create_with(token, ref) if create_with else self.zoom.create(token, schedule, deadline, ref)
                     ),
-                    deadline=deadline,
+                    deadline,
                 )
         except ZoomOutcomeUnknown:
             self._keep_unknown(user_id, event_id, claim_id)
@@ -521,8 +531,8 @@ class Meetings:
         meeting_id = kept.meeting.meeting_id
         if not kept.matches(schedule):
             try:
-                self.connection.call_zoom(
-                    user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline), deadline=deadline
+                self.call_counted(
+                    user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline), deadline
                 )
             except ZoomMeetingNotFound:
                 return None  # deleted at Zoom meanwhile: make a new one
@@ -540,8 +550,8 @@ class Meetings:
         assert link.meeting_id is not None
         meeting_id = link.meeting_id
         try:
-            self.connection.call_zoom(
-                link.user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline), deadline=deadline
+            self.call_counted(
+                link.user_id, lambda token: self.zoom.update(token, meeting_id, schedule, deadline), deadline
             )
         except ZoomMeetingNotFound:
             # Deleted at Zoom meanwhile: the event still wants a meeting, so the next round makes a new one.

@@ -278,7 +278,7 @@ class RecurringMeetings:
             rebuilt, applied = True, frozenset()
         else:
             if link.schedule.topic != series.first.topic:
-                self._call(user_id, lambda token: self.zoom.rename(token, meeting_id, series.first.topic, deadline))
+                self._counted(user_id, lambda token: self.zoom.rename(token, meeting_id, series.first.topic, deadline))
             rebuilt, occurrence_ids, applied = False, state.occurrence_ids, state.cancelled
         applied = self._cancel(link, occurrence_ids, wanted, applied, deadline)
         state = SeriesState(series.rule_text, plan.meeting_type, applied, occurrence_ids)
@@ -320,7 +320,9 @@ class RecurringMeetings:
         """One series PATCH (Zoom remakes the occurrences) and, for fixed times, one GET for their ids."""
         meeting_id = link.meeting_id
         assert meeting_id is not None
-        self._call(link.user_id, lambda token: self.zoom.update_series(token, meeting_id, series.first, plan, deadline))
+        self._counted(
+            link.user_id, lambda token: self.zoom.update_series(token, meeting_id, series.first, plan, deadline)
+        )
         if plan.recurrence is None:
             return {}
         occurrences = self._call(link.user_id, lambda token: self.zoom.occurrences(token, meeting_id, deadline))
@@ -490,16 +492,21 @@ class RecurringMeetings:
     ) -> None:
         meeting_id = series_link.meeting_id
         assert meeting_id is not None
-        self._call(
+        self._counted(
             series_link.user_id,
             lambda token: self.zoom.move_occurrence(token, meeting_id, occurrence_id, schedule, deadline),
         )
 
     def _delete_occurrence(self, user_id: str, meeting_id: str, occurrence_id: str, deadline: Deadline) -> None:
-        self._call(user_id, lambda token: self.zoom.delete_occurrence(token, meeting_id, occurrence_id, deadline))
+        # An occurrence's delete counts against the daily quota like an update (zoom-notes).
+        self._counted(user_id, lambda token: self.zoom.delete_occurrence(token, meeting_id, occurrence_id, deadline))
 
     def _call(self, user_id: str, operation: Callable[[str], Any]) -> Any:
         return self.meetings.connection.call_zoom(user_id, operation)
+
+    def _counted(self, user_id: str, operation: Callable[[str], Any]) -> Any:
+        """A create or update (the user's daily Zoom quota): held back while that quota is known used up."""
+        return self.meetings.call_counted(user_id, operation)
 
 
 # ------------------------------------------------------------------ helpers
