@@ -18,7 +18,7 @@ SAM_PATH := $(if $(PY312_DIR),$(PY312_DIR)/bin:,)$(PATH)
 help:
 	@echo "make run        - the whole service on this machine (API on http://127.0.0.1:3000)"
 	@echo "make test       - lint, types, template checks, sam build, unit, integration and e2e tests"
-	@echo "make bench      - import costs, call counts, stream batch speed-up -> docs/benchmarks.md"
+	@echo "make bench      - import costs, call counts, stream batch speed-up -> docs/benchmarks.md (ONLY=text: those sections)"
 	@echo "make keeper     - run the token keeper once against the running local stack"
 	@echo "make replay-dlq - replay the calendar stream's dead-letter queue on the running local stack"
 
@@ -117,7 +117,7 @@ replay-dlq: venv
 	$(PYTHON) scripts/replay_dlq.py
 
 bench: venv
-	$(PYTHON) -m devstack.bench
+	$(PYTHON) -m devstack.bench $(if $(ONLY),--only "$(ONLY)",)
 
 resilience: venv
 	$(PYTEST) tests/resilience -q

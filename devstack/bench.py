@@ -161,12 +161,10 @@ def _plot_stream(ax: Any, stream: dict[str, Any]) -> None:
         ("cold_function", "cold function", "#4a6fa5"),
         ("warm", "warm", "#9bb7d4"),
     )
-    labels = [
-        f"{title}\n{shape}"
-        for setting, title in (("unlimited", "unlimited"), ("limited", "256 MB share"))
-        for shape in stream.get(setting, {})
-    ]
-    rows = [row for setting in ("unlimited", "limited") for row in stream.get(setting, {}).values()]
+    from devstack.bench_stream import SETTINGS, setting_label
+
+    labels = [f"{setting_label(setting, stream)}\n{shape}" for setting in SETTINGS for shape in stream.get(setting, {})]
+    rows = [row for setting in SETTINGS for row in stream.get(setting, {}).values()]
     for offset, (kind, name, color) in zip((-0.27, 0.0, 0.27), kinds, strict=True):
         values = [row.get(f"{kind}_speedup", 0) for row in rows]
         ax.bar([x + offset for x in range(len(rows))], values, width=0.27, color=color, label=name)
@@ -177,23 +175,38 @@ def _plot_stream(ax: Any, stream: dict[str, Any]) -> None:
     ax.legend(loc="upper right")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """`python -m devstack.bench [--only TEXT]`: every section, or only those whose title holds TEXT (the other
+    figures are kept from the last docs/benchmarks.json, each section saying when it was measured)."""
+    import argparse
     import platform
 
+    parser = argparse.ArgumentParser(prog="python -m devstack.bench")
+    parser.add_argument("--only", help="re-measure only the sections whose title contains this text")
+    only = parser.parse_args(argv).only
     # Run as `python -m devstack.bench`, this module is __main__: sections must register into this copy.
     sys.modules.setdefault("devstack.bench", sys.modules[__name__])
 
     started = time.time()
-    figures: dict[str, Any] = {
-        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "imports": measure_imports(),
-        "sections": {},
-    }
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    if only:
+        figures: dict[str, Any] = json.loads((DOCS / "benchmarks.json").read_text())
+    else:
+        figures = {"measured_at": now, "machine": machine, "imports": measure_imports(), "sections": {}}
     _optional_sections()
     for name, section in SECTIONS.items():
+        if only and only not in name:
+            continue
         print(f"bench: {name} ...", file=sys.stderr)
         figures["sections"][name] = section()
+        if only:
+            figures["sections"][name]["markdown"] = (
+                f"Measured on {now} ({machine}) by `make bench` with `--only`; the sections without such a "
+                f"line are from the full run above.\n\n{figures['sections'][name].get('markdown', '')}"
+            )
+    # Sections that no longer exist (renamed or removed) leave the document.
+    figures["sections"] = {name: value for name, value in figures["sections"].items() if name in SECTIONS}
     DOCS.mkdir(exist_ok=True)
     (DOCS / "benchmarks.json").write_text(json.dumps(figures, indent=2) + "\n")
     (DOCS / "benchmarks.md").write_text(render_markdown(figures))

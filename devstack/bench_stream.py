@@ -1,4 +1,4 @@
-"""The stream batch through `make run`'s stack, for `make bench`: cold container, warm, and a 256 MB CPU share.
+"""The stream batch through `make run`'s stack, for `make bench`: cold container, warm, and two Lambda CPU shares.
 
     python -m devstack.bench_stream        # prints the JSON figures
 
@@ -16,7 +16,8 @@ item is `scheduled`: the stack's own poller reads the stream and invokes the fun
 - 256 MB CPU share: cold, warm and sequential again with the stream function's process held to the CPU a 256 MB
   Lambda gets (1,769 MB is one vCPU, so 14.5 % of a core) by a cgroup CPU quota, the mechanism Lambda itself
   uses; moto, the emulator and the poller stay unlimited in the stack's process, as DynamoDB and Zoom do not
-  share a Lambda's CPU.
+  share a Lambda's CPU;
+- the template's CPU share: the same with the quota of the MemorySize template.yaml gives the stream function.
 
 The stream function runs in a process of its own (`make run --own-process CalendarStreamFunction`), so its
 first batch really is a fresh interpreter's, and the other functions (the consent flow, the post-connect sweep)
@@ -53,11 +54,36 @@ SPEEDUP_GOAL = 5.0
 COLD_ROUNDS = 3
 SHAPES = {"1 user": 1, "8 users": 8}
 STREAM_FUNCTION = "CalendarStreamFunction"
-LAMBDA_MEMORY_MB = 256
+LAMBDA_MEMORY_MB = 256  # the Globals default: the share a function gets unless the template says otherwise
 LAMBDA_MB_PER_VCPU = 1769
 CFS_PERIOD_US = 100_000
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 DONE_TIMEOUT_S = 120.0
+
+
+SETTINGS = ("unlimited", "limited", "template")
+
+
+def template_memory_mb() -> int:
+    """The stream function's MemorySize as template.yaml gives it (its own, else the Globals default)."""
+    from devstack.template import load_template
+
+    template = load_template()
+    own = template["Resources"][STREAM_FUNCTION]["Properties"].get("MemorySize")
+    return int(own or template.get("Globals", {}).get("Function", {}).get("MemorySize", 128))
+
+
+def setting_label(key: str, figures: dict[str, Any]) -> str:
+    if key == "limited":
+        return f"{LAMBDA_MEMORY_MB} MB share"
+    if key == "template":
+        return f"template {figures.get('template_memory_mb', '?')} MB share"
+    return "unlimited"
+
+
+def _settings(template_mb: int) -> list[tuple[str, int | None, int]]:
+    """(figures key, Lambda memory whose CPU share the function gets or None, fresh stacks per shape)."""
+    return [("unlimited", None, COLD_ROUNDS), ("limited", LAMBDA_MEMORY_MB, 1), ("template", template_mb, 1)]
 
 
 @dataclass
@@ -197,16 +223,16 @@ def run_batch(stack: _Stack, users_count: int, count: int = BATCH_SIZE) -> dict[
 
 
 @contextmanager
-def _cpu_share(limited: bool) -> Iterator[str]:
-    """A launcher prefix that puts the process into a cgroup with a 256 MB Lambda's CPU quota ("" if not)."""
-    if not limited:
+def _cpu_share(memory_mb: int | None) -> Iterator[str]:
+    """A launcher prefix that puts the process into a cgroup with a `memory_mb` Lambda's CPU quota ("" if None)."""
+    if memory_mb is None:
         yield ""
         return
     group = CGROUP_CPU / f"link-zoom-bench-{uuid.uuid4().hex[:8]}"
     group.mkdir()
     try:
         (group / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
-        quota = round(CFS_PERIOD_US * LAMBDA_MEMORY_MB / LAMBDA_MB_PER_VCPU)
+        quota = round(CFS_PERIOD_US * memory_mb / LAMBDA_MB_PER_VCPU)
         (group / "cpu.cfs_quota_us").write_text(str(quota))
         yield f"sh -c 'echo $$ > {group}/cgroup.procs && exec \"$@\"' sh"
     finally:
@@ -214,12 +240,12 @@ def _cpu_share(limited: bool) -> Iterator[str]:
 
 
 @contextmanager
-def _stack(workers: int, limited: bool) -> Iterator[_Stack]:
+def _stack(workers: int, memory_mb: int | None) -> Iterator[_Stack]:
     import requests
 
     from devstack.stack_process import child_environment
 
-    with _cpu_share(limited) as launcher, tempfile.TemporaryDirectory(prefix="bench-stream-") as state:
+    with _cpu_share(memory_mb) as launcher, tempfile.TemporaryDirectory(prefix="bench-stream-") as state:
         running = start_stack_process(
             Path(state),
             env=child_environment(STREAM_WORKERS=str(workers), POWERTOOLS_LOG_LEVEL="WARNING"),
@@ -233,8 +259,8 @@ def _stack(workers: int, limited: bool) -> Iterator[_Stack]:
             running.stop()
 
 
-def _sequential(limited: bool) -> dict[str, dict[str, Any]]:
-    with _stack(1, limited) as stack:
+def _sequential(memory_mb: int | None) -> dict[str, dict[str, Any]]:
+    with _stack(1, memory_mb) as stack:
         run_batch(stack, 1, count=5)  # warm: the baseline is not charged for a cold start
         return {shape: run_batch(stack, users) for shape, users in SHAPES.items()}
 
@@ -251,10 +277,10 @@ def _recycle_function(stack: _Stack) -> None:
                 time.sleep(0.05)
 
 
-def _one_stack(users: int, limited: bool) -> dict[str, dict[str, Any]]:
+def _one_stack(users: int, memory_mb: int | None) -> dict[str, dict[str, Any]]:
     """Cold (a fresh stack: everything starts with the batch), warm, then cold again with only the function's
     process new."""
-    with _stack(16, limited) as stack:
+    with _stack(16, memory_mb) as stack:
         cold = run_batch(stack, users)
         warm = run_batch(stack, users)
         _recycle_function(stack)
@@ -267,8 +293,8 @@ def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {**middle, "rounds_seconds": [row["seconds"] for row in rows]}
 
 
-def _shape(users: int, limited: bool, rounds: int, sequential: dict[str, Any]) -> dict[str, Any]:
-    runs = [_one_stack(users, limited) for _ in range(rounds)]
+def _shape(users: int, memory_mb: int | None, rounds: int, sequential: dict[str, Any]) -> dict[str, Any]:
+    runs = [_one_stack(users, memory_mb) for _ in range(rounds)]
     row: dict[str, Any] = {"sequential": sequential}
     for kind in ("cold", "cold_function", "warm"):
         row[kind] = _median([run[kind] for run in runs])
@@ -278,15 +304,16 @@ def _shape(users: int, limited: bool, rounds: int, sequential: dict[str, Any]) -
 
 def measure() -> dict[str, Any]:
     figures: dict[str, Any] = {"batch_size": BATCH_SIZE, "zoom_latency_ms": ZOOM_LATENCY_MS, "goal": SPEEDUP_GOAL}
-    for limited, rounds in ((False, COLD_ROUNDS), (True, 1)):
-        mode = "256 MB CPU share" if limited else "unlimited"
+    figures["template_memory_mb"] = template_memory_mb()
+    for key, memory_mb, rounds in _settings(figures["template_memory_mb"]):
+        mode = setting_label(key, figures)
         print(f"bench stream: sequential, {mode} ...", file=sys.stderr)
-        sequential = _sequential(limited)
+        sequential = _sequential(memory_mb)
         rows: dict[str, Any] = {}
         for shape, users in SHAPES.items():
             print(f"bench stream: {shape}, {rounds} stack(s), {mode} ...", file=sys.stderr)
-            rows[shape] = _shape(users, limited, rounds, sequential[shape])
-        figures["limited" if limited else "unlimited"] = rows
+            rows[shape] = _shape(users, memory_mb, rounds, sequential[shape])
+        figures[key] = rows
     figures["markdown"] = render(figures)
     return figures
 
@@ -302,8 +329,10 @@ def render(figures: dict[str, Any]) -> str:
         "whose moto and emulator are warm (a new Lambda container in front of an AWS that never cools down). "
         "Warm: the next batch in one process. Sequential: STREAM_WORKERS=1, warmed up first; every speed-up is to the "
         f"sequential run of the same CPU setting. Cold and warm: median of {COLD_ROUNDS} fresh stacks (one with "
-        "the CPU share). 256 MB share: the function's process under a cgroup CPU quota of "
-        f"{LAMBDA_MEMORY_MB}/{LAMBDA_MB_PER_VCPU} of a core (Lambda's own mechanism and ratio); moto, the "
+        "each CPU share). 256 MB share: the function's process under a cgroup CPU quota of "
+        f"{LAMBDA_MEMORY_MB}/{LAMBDA_MB_PER_VCPU} of a core (Lambda's own mechanism and ratio), the share the "
+        "function had before; template share: the quota of the MemorySize template.yaml now gives the stream "
+        f"function ({figures.get('template_memory_mb', '?')} MB). Moto, the "
         "emulator and the poller are not limited, as DynamoDB and Zoom do not share a Lambda's CPU. The cgroup "
         "also shields that process from the machine's other load (the scheduler weighs a group as a whole), which "
         "is why its sequential run can be faster than the unlimited one: compare ratios within a setting.",
@@ -312,7 +341,8 @@ def render(figures: dict[str, Any]) -> str:
         "| speed-up | invocations (cold/warm) | init (ms) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, label in (("unlimited", "unlimited"), ("limited", f"{LAMBDA_MEMORY_MB} MB share")):
+    for key in SETTINGS:
+        label = setting_label(key, figures)
         for shape, row in figures.get(key, {}).items():
             lines.append(
                 f"| {label} | {shape} | {row['sequential']['seconds']} | {row['cold']['seconds']} | "
@@ -327,7 +357,7 @@ def render(figures: dict[str, Any]) -> str:
 def _register() -> None:
     from devstack import bench
 
-    bench.SECTIONS["Stream batch through the stack: cold, warm, 256 MB CPU share"] = measure
+    bench.SECTIONS["Stream batch through the stack: cold, warm, Lambda CPU shares"] = measure
 
 
 _register()
