@@ -269,6 +269,48 @@ def test_compose_link_fault_matrix(
         assert body_of(response)["error"]["code"] == "zoom_unavailable"
 
 
+def test_once_the_daily_limit_is_met_the_routes_answer_429_at_once_and_deletes_still_work(
+    zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, local_aws: LocalResources
+) -> None:
+    """Zoom's daily quota at 2 (the emulator's day shortened to 30 s): the third create is Zoom's 429; from then on
+    compose-link and PUT answer 429 zoom_rate_limited with Retry-After without asking Zoom, a DELETE still deletes,
+    and the marker holds no longer than Zoom's Retry-After."""
+    zoom.state.set_daily_limit(2, 30)
+    try:
+        zoom.state.advance_clock(30 - zoom.state.now() % 30 + 0.05)  # a fresh quota day starts now
+        path = f"/v1/events/{uuid.uuid4()}/zoom"
+        made = body_of(
+            request(functions, "PUT", path, alice, {"topic": "x", "start": FUTURE["start"], "end": FUTURE["end"]})
+        )
+        assert request(functions, "POST", "/v1/compose-link", alice, {})["statusCode"] == 201
+        refused = request(functions, "POST", "/v1/compose-link", alice, {})
+        assert refused["statusCode"] == 429 and len(zoom_calls(zoom, "POST")) == 3
+        zoom.clear_calls()
+        for answer in (
+            request(functions, "POST", "/v1/compose-link", alice, {}),
+            request(
+                functions,
+                "PUT",
+                f"/v1/events/{uuid.uuid4()}/zoom",
+                alice,
+                {"topic": "y", "start": FUTURE["start"], "end": FUTURE["end"]},
+            ),
+            request(functions, "PUT", path, alice, {"topic": "moved", "start": FUTURE["start"], "end": FUTURE["end"]}),
+        ):
+            assert answer["statusCode"] == 429 and body_of(answer)["error"]["code"] == "zoom_rate_limited"
+            assert 1 <= int(answer["multiValueHeaders"]["Retry-After"][0]) <= 30
+        assert zoom_calls(zoom) == [], "known limited: nothing sent to Zoom"
+        assert request(functions, "DELETE", path, alice)["statusCode"] == 204
+        assert zoom_calls(zoom) == [("DELETE", f"/v2/meetings/{made['meeting_id']}", 204)], "deletes never wait"
+        marker = local_aws.client("dynamodb").get_item(
+            TableName=local_aws.tables["MeetingLinksTable"],
+            Key={"user_id": {"S": alice.user_id}, "event_id": {"S": "#zoom-daily-limit"}},
+        )["Item"]
+        assert 0 < float(marker["zoom_limited_until"]["N"]) - time.time() <= 30, "bounded by Zoom's Retry-After"
+    finally:
+        zoom.state.set_daily_limit(100, 86400)
+
+
 def test_a_create_that_times_out_is_not_sent_again(
     zoom: EmulatorHandle, functions: dict[str, Any], alice: Person, monkeypatch: pytest.MonkeyPatch
 ) -> None:
