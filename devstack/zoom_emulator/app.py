@@ -54,10 +54,21 @@ def _redirect(location: str) -> Response:
 def create_app(store: Store) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
-    _register_hooks(app, store)
-    _register_oauth(app, store)
-    _register_api(app, store)
-    _register_control(app, store)
+    for register in (
+        _register_hooks,
+        _register_error_handlers,
+        _register_authorize,
+        _register_token,
+        _register_users_api,
+        _register_meetings_api,
+        _register_fault_controls,
+        _register_limit_controls,
+        _register_state_controls,
+        _register_meeting_controls,
+        _register_user_controls,
+        _register_webhook_controls,
+    ):
+        register(app, store)
     return app
 
 
@@ -93,6 +104,8 @@ def _register_hooks(app: Flask, store: Store) -> None:
             store.record_call(request.method, request.path, response.status_code, g.get("call_ts", time.time()))
         return response
 
+
+def _register_error_handlers(app: Flask, store: Store) -> None:
     @app.errorhandler(OAuthError)
     def oauth_error(error: OAuthError) -> Response:
         return _json(error.body(), error.status, {"Cache-Control": "no-store"})
@@ -210,7 +223,7 @@ def _required(form: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _register_oauth(app: Flask, store: Store) -> None:
+def _register_authorize(app: Flask, store: Store) -> None:
     config = store.config
 
     @app.get("/oauth/authorize")
@@ -239,6 +252,10 @@ def _register_oauth(app: Flask, store: Store) -> None:
         user = store.sign_in(email)
         code = store.issue_code(user, config.client_id, params["redirect_uri"], params.get("code_challenge"))
         return _redirect(_with_query(params["redirect_uri"], {"code": code, **state}))
+
+
+def _register_token(app: Flask, store: Store) -> None:
+    config = store.config
 
     @app.post("/oauth/token")
     def token() -> Response:
@@ -280,15 +297,20 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
-def _register_api(app: Flask, store: Store) -> None:
+def _current_user(store: Store, user_ref: str = "me") -> User:
+    """The user the request's bearer token belongs to, who must be the user the path names."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise invalid_access_token()
+    user = store.authenticate(token.strip())
+    if user_ref not in ("me", user.id, user.email):
+        raise ApiError(404, 1001, f"User does not exist: {user_ref}.")
+    return user
+
+
+def _register_users_api(app: Flask, store: Store) -> None:
     def current_user(user_ref: str = "me") -> User:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise invalid_access_token()
-        user = store.authenticate(token.strip())
-        if user_ref not in ("me", user.id, user.email):
-            raise ApiError(404, 1001, f"User does not exist: {user_ref}.")
-        return user
+        return _current_user(store, user_ref)
 
     @app.get("/v2/users/<user_ref>")
     def get_user(user_ref: str) -> Response:
@@ -307,10 +329,7 @@ def _register_api(app: Flask, store: Store) -> None:
         kind = request.args.get("type", "scheduled")
         if kind not in LIST_TYPES:
             raise invalid_field("type", f"type must be one of {', '.join(sorted(LIST_TYPES))}.")
-        raw_size = request.args.get("page_size", str(LIST_PAGE_SIZE_DEFAULT))
-        if not raw_size.isascii() or not raw_size.isdigit() or not 1 <= int(raw_size) <= LIST_PAGE_SIZE_MAX:
-            raise invalid_field("page_size", f"page_size must be a whole number from 1 to {LIST_PAGE_SIZE_MAX}.")
-        page_size = int(raw_size)
+        page_size = _page_size(request.args.get("page_size", str(LIST_PAGE_SIZE_DEFAULT)))
         offset = _page_offset(request.args.get("next_page_token", ""), user, kind)
         meetings, total = store.list_meetings(user, kind, offset, page_size)
         following = offset + page_size
@@ -322,6 +341,11 @@ def _register_api(app: Flask, store: Store) -> None:
                 "meetings": meetings,
             }
         )
+
+
+def _register_meetings_api(app: Flask, store: Store) -> None:
+    def current_user() -> User:
+        return _current_user(store)
 
     @app.get("/v2/meetings/<meeting_id>")
     def get_meeting(meeting_id: str) -> Response:
@@ -366,6 +390,12 @@ def _occurrence_body(body: dict[str, Any]) -> dict[str, Any]:
             refused[0][:40], "Only start_time, duration, agenda and settings can change for one occurrence."
         )
     return body
+
+
+def _page_size(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= LIST_PAGE_SIZE_MAX:
+        raise invalid_field("page_size", f"page_size must be a whole number from 1 to {LIST_PAGE_SIZE_MAX}.")
+    return int(raw)
 
 
 def _page_token(user: User, kind: str, offset: int) -> str:
@@ -420,9 +450,7 @@ def _optional_url(body: dict[str, Any], name: str) -> str | None:
     return url
 
 
-def _register_control(app: Flask, store: Store) -> None:
-    config = store.config
-
+def _register_fault_controls(app: Flask, store: Store) -> None:
     @app.post(f"{CONTROL_PREFIX}/faults")
     def add_fault() -> Response:
         try:
@@ -448,6 +476,10 @@ def _register_control(app: Flask, store: Store) -> None:
         store.set_latency(ms)
         return _json({"ms": ms})
 
+
+def _register_limit_controls(app: Flask, store: Store) -> None:
+    config = store.config
+
     @app.post(f"{CONTROL_PREFIX}/daily-limit")
     def set_daily_limit() -> Response:
         body = _control_body()
@@ -458,6 +490,8 @@ def _register_control(app: Flask, store: Store) -> None:
         store.set_daily_limit(body.get("limit"), body.get("window_seconds"))
         return _json({"limit": config.daily_meeting_limit, "window_seconds": config.daily_window_s})
 
+
+def _register_state_controls(app: Flask, store: Store) -> None:
     @app.get(f"{CONTROL_PREFIX}/calls")
     def list_calls() -> Response:
         return _json(store.calls)
@@ -466,6 +500,22 @@ def _register_control(app: Flask, store: Store) -> None:
     def clear_calls() -> Response:
         store.clear_calls()
         return Response(status=204)
+
+    @app.post(f"{CONTROL_PREFIX}/clock")
+    def advance_clock() -> Response:
+        seconds = _control_body("advance_seconds")["advance_seconds"]
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise BadRequest("advance_seconds must be a number, 0 or more.")
+        return _json({"offset_seconds": store.advance_clock(seconds)})
+
+    @app.post(f"{CONTROL_PREFIX}/reset")
+    def reset() -> Response:
+        store.reset()
+        return Response(status=204)
+
+
+def _register_meeting_controls(app: Flask, store: Store) -> None:
+    config = store.config
 
     @app.get(f"{CONTROL_PREFIX}/meetings")
     def list_meetings() -> Response:
@@ -484,6 +534,10 @@ def _register_control(app: Flask, store: Store) -> None:
             payload = webhooks.meeting_deleted_payload(meeting, host.account_id if host else "", occurrence_id)
             delivery = webhooks.send_event(webhook_url, config.webhook_secret, "meeting.deleted", payload)
         return _json({"meeting": meeting, "webhook": delivery.to_json() if delivery else None})
+
+
+def _register_user_controls(app: Flask, store: Store) -> None:
+    config = store.config
 
     @app.post(f"{CONTROL_PREFIX}/users/<email>/expire-access-tokens")
     def expire_access_tokens(email: str) -> Response:
@@ -515,19 +569,14 @@ def _register_control(app: Flask, store: Store) -> None:
             delivery = webhooks.send_event(webhook_url, config.webhook_secret, "app_deauthorized", payload)
         return _json({"revoked": revoked, "user": user.to_api(), "webhook": delivery.to_json() if delivery else None})
 
+
+def _register_webhook_controls(app: Flask, store: Store) -> None:
+    config = store.config
+
     @app.post(f"{CONTROL_PREFIX}/webhooks/send")
     def send_webhook() -> Response:
-        body = _control_body("url", "event")
-        payload, timestamp, secret = body.get("payload", {}), body.get("timestamp"), body.get("secret")
-        if not isinstance(body["url"], str) or not isinstance(body["event"], str) or not isinstance(payload, dict):
-            raise BadRequest("url and event must be strings and payload an object.")
-        if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int)):
-            raise BadRequest("timestamp must be epoch seconds.")
-        if secret is not None and not isinstance(secret, str):
-            raise BadRequest("secret must be a string.")
-        delivery = webhooks.send_event(
-            body["url"], secret or config.webhook_secret, body["event"], payload, timestamp=timestamp
-        )
+        url, event, payload, timestamp, secret = _webhook_to_send(_control_body("url", "event"))
+        delivery = webhooks.send_event(url, secret or config.webhook_secret, event, payload, timestamp=timestamp)
         return _json(delivery.to_json())
 
     @app.post(f"{CONTROL_PREFIX}/webhooks/validate")
@@ -535,14 +584,14 @@ def _register_control(app: Flask, store: Store) -> None:
         url = _optional_url(_control_body("url"), "url")
         return _json(webhooks.validate_endpoint(url or "", config.webhook_secret))
 
-    @app.post(f"{CONTROL_PREFIX}/clock")
-    def advance_clock() -> Response:
-        seconds = _control_body("advance_seconds")["advance_seconds"]
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise BadRequest("advance_seconds must be a number, 0 or more.")
-        return _json({"offset_seconds": store.advance_clock(seconds)})
 
-    @app.post(f"{CONTROL_PREFIX}/reset")
-    def reset() -> Response:
-        store.reset()
-        return Response(status=204)
+def _webhook_to_send(body: dict[str, Any]) -> tuple[str, str, dict[str, Any], int | None, str | None]:
+    """url, event, payload, timestamp and secret of a /webhooks/send body, each checked."""
+    payload, timestamp, secret = body.get("payload", {}), body.get("timestamp"), body.get("secret")
+    if not isinstance(body["url"], str) or not isinstance(body["event"], str) or not isinstance(payload, dict):
+        raise BadRequest("url and event must be strings and payload an object.")
+    if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int)):
+        raise BadRequest("timestamp must be epoch seconds.")
+    if secret is not None and not isinstance(secret, str):
+        raise BadRequest("secret must be a string.")
+    return body["url"], body["event"], payload, timestamp, secret

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -72,44 +73,39 @@ class MeetingChanges:
         return any(value is not None for value in fields)
 
 
+# The fields Zoom checks, in the order it checks them: (field, valid?, Zoom's message for code 300).
+_FIELD_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    (
+        "topic",
+        lambda v: isinstance(v, str) and len(v) <= TOPIC_MAX,
+        f"Topic must be a string of at most {TOPIC_MAX} characters.",
+    ),
+    ("type", lambda v: _is_int(v) and v in MEETING_TYPES, "Meeting type must be 1, 2, 3 or 8."),
+    ("start_time", lambda v: isinstance(v, str), "Start time must be a string."),
+    ("duration", lambda v: _is_int(v) and v >= 0, "Duration must be a whole number of minutes."),
+    ("timezone", lambda v: isinstance(v, str) and v in _timezones(), "Invalid field."),
+    (
+        "password",
+        lambda v: isinstance(v, str) and PASSWORD_RE.fullmatch(v) is not None,
+        "Passcode must be 1-10 characters of a-z, A-Z, 0-9, @ - _ *.",
+    ),
+    ("default_password", lambda v: isinstance(v, bool), "default_password must be a boolean."),
+    (
+        "agenda",
+        lambda v: isinstance(v, str) and len(v) <= AGENDA_MAX,
+        f"Agenda must be a string of at most {AGENDA_MAX} characters.",
+    ),
+    ("settings", lambda v: isinstance(v, dict), "Settings must be an object."),
+)
+_KEPT_FIELDS = ("topic", "type", "start_time", "duration", "timezone", "password", "agenda", "settings")
+
+
 def parse_meeting_body(body: dict[str, Any]) -> MeetingChanges:
     """Checks the fields Zoom checks (code 300 on the first bad one); unknown fields are ignored, as at Zoom."""
-    changes = MeetingChanges()
-    if "topic" in body:
-        topic = body["topic"]
-        if not isinstance(topic, str) or len(topic) > TOPIC_MAX:
-            raise invalid_field("topic", f"Topic must be a string of at most {TOPIC_MAX} characters.")
-        changes.topic = topic
-    if "type" in body:
-        if not _is_int(body["type"]) or body["type"] not in MEETING_TYPES:
-            raise invalid_field("type", "Meeting type must be 1, 2, 3 or 8.")
-        changes.type = body["type"]
-    if "start_time" in body:
-        if not isinstance(body["start_time"], str):
-            raise invalid_field("start_time", "Start time must be a string.")
-        changes.start_time = body["start_time"]
-    if "duration" in body:
-        if not _is_int(body["duration"]) or body["duration"] < 0:
-            raise invalid_field("duration", "Duration must be a whole number of minutes.")
-        changes.duration = body["duration"]
-    if "timezone" in body:
-        if not isinstance(body["timezone"], str) or body["timezone"] not in _timezones():
-            raise invalid_field("timezone", "Invalid field.")
-        changes.timezone = body["timezone"]
-    if "password" in body:
-        if not isinstance(body["password"], str) or not PASSWORD_RE.fullmatch(body["password"]):
-            raise invalid_field("password", "Passcode must be 1-10 characters of a-z, A-Z, 0-9, @ - _ *.")
-        changes.password = body["password"]
-    if "default_password" in body and not isinstance(body["default_password"], bool):
-        raise invalid_field("default_password", "default_password must be a boolean.")
-    if "agenda" in body:
-        if not isinstance(body["agenda"], str) or len(body["agenda"]) > AGENDA_MAX:
-            raise invalid_field("agenda", f"Agenda must be a string of at most {AGENDA_MAX} characters.")
-        changes.agenda = body["agenda"]
-    if "settings" in body:
-        if not isinstance(body["settings"], dict):
-            raise invalid_field("settings", "Settings must be an object.")
-        changes.settings = body["settings"]
+    for name, valid, message in _FIELD_CHECKS:
+        if name in body and not valid(body[name]):
+            raise invalid_field(name, message)
+    changes = MeetingChanges(**{name: body[name] for name in _KEPT_FIELDS if name in body})
     if "recurrence" in body:
         changes.recurrence = parse_recurrence(body["recurrence"])
     return changes
