@@ -79,6 +79,19 @@ def _series_body(schedule: Schedule, zoom: ZoomRecurrence) -> dict[str, Any]:
     return body
 
 
+def _found_meeting(data: dict[str, Any]) -> FoundMeeting | None:
+    """A GET /meetings/{id} answer as a FoundMeeting; None when it lacks what one needs."""
+    meeting = _meeting_of(data)
+    topic, start, duration, zone = (data.get(k) for k in ("topic", "start_time", "duration", "timezone"))
+    if data.get("type") == 3 and start is None:
+        start = ""  # a recurring meeting without fixed times (a series' fallback) has no start_time
+    if meeting is None or not isinstance(topic, str) or not isinstance(start, str) or not isinstance(zone, str):
+        return None
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        return None
+    return FoundMeeting(meeting, topic, start, duration, zone)
+
+
 def _occurrences_of(data: dict[str, Any]) -> list[ZoomOccurrence]:
     """Zoom's `occurrences` (ids kept as strings); entries it cannot read are left out."""
     found = []
@@ -264,7 +277,19 @@ class ZoomMeetingsApi:
     def find_created(self, access_token: str, reference: str, deadline: Deadline) -> list[FoundMeeting]:
         """The user's upcoming meetings whose agenda carries `reference`, oldest first (one list page per 300
         meetings, then one GET each for the passcode the list leaves out)."""
-        marker = agenda_for(reference)
+        found = []
+        for meeting_id in self._marked_ids(access_token, agenda_for(reference), deadline):
+            try:
+                data = self._call("GET", f"/meetings/{meeting_id}", access_token, deadline, None, operation="get")
+            except ZoomMeetingNotFound:
+                continue  # deleted meanwhile
+            meeting = _found_meeting(data)
+            if meeting is not None:
+                found.append((str(data.get("created_at", "")), meeting))
+        return [meeting for _, meeting in sorted(found, key=lambda pair: pair[0])]
+
+    def _marked_ids(self, access_token: str, marker: str, deadline: Deadline) -> list[str]:
+        """Ids of the user's upcoming meetings whose agenda holds `marker`, page by page."""
         ids: list[str] = []
         token = ""
         for _ in range(LIST_MAX_PAGES):
@@ -280,22 +305,7 @@ class ZoomMeetingsApi:
             token = page.get("next_page_token") or ""
             if not isinstance(token, str) or not token:
                 break
-        found = []
-        for meeting_id in ids:
-            try:
-                data = self._call("GET", f"/meetings/{meeting_id}", access_token, deadline, None, operation="get")
-            except ZoomMeetingNotFound:
-                continue  # deleted meanwhile
-            meeting = _meeting_of(data)
-            topic, start, duration, zone = (data.get(k) for k in ("topic", "start_time", "duration", "timezone"))
-            if data.get("type") == 3 and start is None:
-                start = ""  # a recurring meeting without fixed times (a series' fallback) has no start_time
-            if meeting is None or not isinstance(topic, str) or not isinstance(start, str) or not isinstance(zone, str):
-                continue
-            if isinstance(duration, bool) or not isinstance(duration, int):
-                continue
-            found.append((str(data.get("created_at", "")), FoundMeeting(meeting, topic, start, duration, zone)))
-        return [meeting for _, meeting in sorted(found, key=lambda pair: pair[0])]
+        return ids
 
     def update(self, access_token: str, meeting_id: str, schedule: Schedule, deadline: Deadline) -> None:
         body = {
