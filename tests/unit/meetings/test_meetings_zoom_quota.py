@@ -254,3 +254,45 @@ def test_near_the_quota_a_users_concurrent_calls_go_one_at_a_time_so_zoom_refuse
         outcomes = list(pool.map(reconcile, events))
     assert outcomes.count("created") == 30 and outcomes.count("rate_limited") == 10
     assert zoom.refused == 1 and zoom.count("create") == 30
+
+
+def test_a_whole_days_quota_at_once_runs_concurrently_and_the_next_call_waits_for_those_in_flight(
+    clock: Clock,
+) -> None:
+    """One user's batch of exactly Zoom's quota is not slowed down (issue 14's 100-event batch), and the call past
+    it starts only once every earlier call has landed, so it is the one Zoom refuses, and the only one."""
+    world, zoom = limited_world(clock, limit=30)
+    assert world.meetings.quota is not None
+    world.meetings.quota.single_file_after = 30
+    zoom.latency_s = 0.02
+    running, peak, lock = [0], [0], threading.Lock()
+    spend = zoom._spend
+
+    def spend_counting() -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            spend()
+        finally:
+            with lock:
+                running[0] -= 1
+
+    zoom._spend = spend_counting  # type: ignore[method-assign]
+    events = [f"evt-{n:02}" for n in range(40)]
+    for event_id in events:
+        put(world, event_id)
+
+    def reconcile(event_id: str) -> str:
+        try:
+            return world.meetings.reconcile_event(USER, event_id, Deadline(60))
+        except ZoomRateLimited:
+            return "rate_limited"
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        outcomes = list(pool.map(reconcile, events))
+    assert outcomes.count("created") == 30 and outcomes.count("rate_limited") == 10
+    assert zoom.refused == 1 and zoom.count("create") == 30
+    assert peak[0] >= 8, "the quota's worth of calls ran side by side"
+    assert time.monotonic() - began < 30 * zoom.latency_s, "not one at a time"

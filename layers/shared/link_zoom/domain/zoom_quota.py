@@ -11,7 +11,10 @@ stale one cannot block a user beyond that. Deletes do not count against the quot
 Calls already on their way when Zoom starts refusing each get a 429 of their own. So once this container has
 sent a user SINGLE_FILE_AFTER creates and updates since the quota last reset, that user's next ones go one at
 a time: the one that meets the limit is the only one Zoom refuses, and the others find it remembered. Below
-that, a user's calls run as concurrently as the work does.
+that, a user's calls run as concurrently as the work does, so a batch of up to a whole day's quota (100 events
+written at once) is not slowed down. The price comes where the user spent part of the quota outside this
+container: the calls in flight when Zoom starts refusing (at most the batch's workers) each get a 429, which
+costs no quota and is remembered as one.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ T = TypeVar("T")
 # at most this long of calls that Zoom refuses.
 NOT_LIMITED_FRESH_S = 5.0
 DAILY_QUOTA = 100  # Zoom's meeting creates and updates per user and UTC day
-SINGLE_FILE_AFTER = DAILY_QUOTA - 20  # this container's calls for a user before they go one at a time
+SINGLE_FILE_AFTER = DAILY_QUOTA  # this container's calls for a user before they go one at a time
 DAY_S = 86400
+DRAIN_TIMEOUT_S = 30.0  # a Zoom call's own timeouts end it well before this
 
 
 class QuotaMarkersPort(Protocol):
@@ -60,7 +64,12 @@ class ZoomQuota:
     _sent: dict[str, tuple[float, int]] = field(default_factory=dict, repr=False)
     _single_file: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _read_at: dict[str, float] = field(default_factory=dict, repr=False)
+    # Per user: calls started before the single file began and not finished yet.
+    _in_flight: dict[str, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._drained = threading.Condition(self._lock)
 
     def call(self, user_id: str, operation: Callable[[], T]) -> T:
         """Runs a create or update for the user unless their quota is known to be used up; learns from its 429."""
@@ -80,10 +89,20 @@ class ZoomQuota:
             period, sent = self._period(user_id), self._sent_in_period(user_id)
             self._sent[user_id] = (period, sent + 1)
             turn = self._single_file.setdefault(user_id, threading.Lock()) if sent >= self.single_file_after else None
+            if turn is None:
+                self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
         if turn is None:
-            yield
+            try:
+                yield
+            finally:
+                with self._drained:
+                    self._in_flight[user_id] -= 1
+                    self._drained.notify_all()
             return
         with turn:
+            # The first in line waits for the calls still on their way: one of them may be the one Zoom refuses.
+            with self._drained:
+                self._drained.wait_for(lambda: not self._in_flight.get(user_id), timeout=DRAIN_TIMEOUT_S)
             self.check(user_id)
             yield
 
