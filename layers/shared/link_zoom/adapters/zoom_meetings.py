@@ -198,21 +198,8 @@ class ZoomMeetingsApi:
             "start_time": schedule.start_time,
             "duration": schedule.duration_minutes,
             "timezone": schedule.time_zone,
-            "default_password": True,
-            # A user whose profile says "use PMI" would otherwise get their Personal Meeting ID, shared by
-            # all their meetings: moving or deleting the event's meeting would hit every one of them.
-            "settings": {"use_pmi": False},
         }
-        if reference is not None:
-            body["agenda"] = agenda_for(reference)
-        data = self._call("POST", "/users/me/meetings", access_token, deadline, body, operation="create")
-        meeting = _meeting_of(data)
-        if meeting is None:
-            # Zoom made something we cannot link to: count it as a failed call, the caller looks for it later.
-            count("ZoomErrors")
-            raise ZoomOutcomeUnknown()
-        count("MeetingsCreated")
-        return meeting
+        return self._post_create(access_token, body, deadline, reference)[0]
 
     # --- recurring meetings (one meeting per series; occurrences addressed by Zoom's occurrence_id)
 
@@ -225,18 +212,27 @@ class ZoomMeetingsApi:
         reference: str | None = None,
     ) -> tuple[ZoomMeeting, list[ZoomOccurrence]]:
         """A recurring meeting (type 8 with its recurrence, or type 3) and the occurrences Zoom made."""
-        body = _series_body(schedule, zoom)
+        meeting, data = self._post_create(access_token, _series_body(schedule, zoom), deadline, reference)
+        return meeting, _occurrences_of(data)
+
+    def _post_create(
+        self, access_token: str, body: dict[str, Any], deadline: Deadline, reference: str | None
+    ) -> tuple[ZoomMeeting, Any]:
+        """POSTs a create with what every create sends; the meeting and Zoom's whole answer."""
         body["default_password"] = True
-        body["settings"] = {"use_pmi": False}  # a PMI is shared by all the user's meetings
+        # A user whose profile says "use PMI" would otherwise get their Personal Meeting ID, shared by all their
+        # meetings: moving or deleting the event's meeting would hit every one of them.
+        body["settings"] = {"use_pmi": False}
         if reference is not None:
             body["agenda"] = agenda_for(reference)
         data = self._call("POST", "/users/me/meetings", access_token, deadline, body, operation="create")
         meeting = _meeting_of(data)
         if meeting is None:
+            # Zoom made something we cannot link to: count it as a failed call, the caller looks for it later.
             count("ZoomErrors")
             raise ZoomOutcomeUnknown()
         count("MeetingsCreated")
-        return meeting, _occurrences_of(data)
+        return meeting, data
 
     def occurrences(self, access_token: str, meeting_id: str, deadline: Deadline) -> list[ZoomOccurrence]:
         data = self._call("GET", f"/meetings/{meeting_id}", access_token, deadline, None, operation="get")
