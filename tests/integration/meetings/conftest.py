@@ -14,6 +14,7 @@ import pytest
 from devstack.aws import LocalResources
 from devstack.zoom_emulator import EmulatorHandle, start_emulator
 from tests.integration.connection.zoom_flow import Person, connect, new_person
+from tests.integration.meetings.stream_tap import CalendarTable
 from tests.support.functions import load_function
 from tests.support.lambda_context import FakeLambdaContext
 
@@ -69,6 +70,12 @@ def zoom(
     yield emulator
     flag.set_zoom_enabled(False)
     crypto.forget_cached_keys()
+
+
+@pytest.fixture
+def calendar(local_aws: LocalResources, zoom: EmulatorHandle) -> CalendarTable:
+    """The calendar table as the Link server writes it, its stream read from now on."""
+    return CalendarTable(local_aws)
 
 
 @pytest.fixture

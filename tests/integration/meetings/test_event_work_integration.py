@@ -67,11 +67,6 @@ def on_failure_message(calendar: CalendarTable, sequence: str) -> dict[str, Any]
 
 
 @pytest.fixture
-def calendar(local_aws: LocalResources, zoom: EmulatorHandle) -> CalendarTable:
-    return CalendarTable(local_aws)
-
-
-@pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENT_WORK_BACKOFF_BASE_S", "0")
 

@@ -64,11 +64,6 @@ def zoom_calls(zoom: EmulatorHandle, method: str | None = None) -> list[tuple[st
     ]
 
 
-@pytest.fixture
-def calendar(local_aws: LocalResources, zoom: EmulatorHandle) -> CalendarTable:
-    return CalendarTable(local_aws)
-
-
 def deliver(functions: dict[str, Any], calendar: CalendarTable) -> dict[str, Any]:
     """Hands the stream's new records to the stream function, as the event source mapping would."""
     records = calendar.new_records()
