@@ -15,7 +15,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 from urllib.parse import urlencode
@@ -83,13 +83,16 @@ class ConnectionRecord:
 
 
 @dataclass(frozen=True)
-class ZoomTokens:
-    access_token: str
-    refresh_token: str
-    expires_in: int
+class TokenPair:
+    """Zoom's access and refresh token; left out of repr, so out of tracebacks and debug output."""
 
-    def __repr__(self) -> str:  # keeps tokens out of tracebacks and debug output
-        return f"ZoomTokens(expires_in={self.expires_in})"
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ZoomTokens(TokenPair):
+    expires_in: int
 
 
 @dataclass(frozen=True)
@@ -227,13 +230,8 @@ class ConnectionNotStored(Exception):
 
 
 @dataclass(frozen=True)
-class _Tokens:
-    access_token: str
-    refresh_token: str
+class _Tokens(TokenPair):
     generation: str
-
-    def __repr__(self) -> str:  # keeps tokens out of tracebacks and debug output
-        return f"_Tokens(generation={self.generation!r})"
 
 
 # --- the connection service
