@@ -20,7 +20,7 @@ from link_zoom.domain.series import (
     SeriesLinksPort,
     SeriesZoomPort,
 )
-from link_zoom.errors import ZoomRateLimited
+from link_zoom.errors import ZoomRateLimited, ZoomRejected
 from tests.unit.meetings.fakes import USER, FakeCalendar, FakeLinks, World, build_world, image
 
 SERIES: dict[str, Any] = {
@@ -196,6 +196,14 @@ def test_switch_off_connection_missing_and_rate_limit(series_world: SeriesWorld)
         series_world.reconcile()
     assert series_world.item().zoom_fields().status == "rate_limited"
     assert series_world.reconcile() == "created"
+
+
+def test_a_permanent_zoom_refusal_of_a_series_is_failed_with_zooms_reason(series_world: SeriesWorld) -> None:
+    series_world.put(**SERIES)
+    series_world.zoom.fail.append(ZoomRejected(300, "Invalid field."))
+    assert series_world.reconcile() == "failed" and series_world.zoom.calls == ["create"]
+    fields = series_world.item().zoom_fields()
+    assert (fields.status, fields.error) == ("failed", "Zoom refused to schedule this series (Invalid field).")
 
 
 def test_the_fallback_says_why_in_one_sentence(series_world: SeriesWorld) -> None:

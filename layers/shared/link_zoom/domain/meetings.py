@@ -318,7 +318,7 @@ class Meetings:
             fields, outcome = self._meeting_for_item(item, deadline)
         except ZoomRateLimited:
             # The caller retries after Zoom's Retry-After (the per-event work queue); the item says why it waits.
-            kept = _kept(self.links.get(user_id, event_id))
+            kept = kept_fields(self.links.get(user_id, event_id))
             self.calendar.write_back(item, kept.with_status(RATE_LIMITED, RATE_LIMITED_SENTENCE))
             raise
         self.calendar.write_back(item, fields)
@@ -330,7 +330,9 @@ class Meetings:
         item = self.calendar.get(user_id, event_id)
         if item is None or not item.zoom:
             return False
-        return self.calendar.write_back(item, _kept(self.links.get(user_id, event_id)).with_status(FAILED, sentence))
+        return self.calendar.write_back(
+            item, kept_fields(self.links.get(user_id, event_id)).with_status(FAILED, sentence)
+        )
 
     def _meeting_for_item(self, item: CalendarItem, deadline: Deadline) -> tuple[ZoomFields, str]:
         schedule = item.schedule()
@@ -339,26 +341,20 @@ class Meetings:
         claim_first = schedule is not None and item.zoom_fields().meeting_id is None and self.zoom_enabled()
         link = None if claim_first else self.links.get(item.user_id, item.event_id)
         if schedule is None:
-            return _kept(link).with_status(FAILED, INVALID_TIMES_SENTENCE), FAILED
+            return kept_fields(link).with_status(FAILED, INVALID_TIMES_SENTENCE), FAILED
         if link is not None and link.series is not None:
             self._leave_series(link, deadline)
             link = None
         if link is not None and link.meeting_id is not None and link.schedule == schedule:
-            return _kept(link).with_status(SCHEDULED), "unchanged"
+            return kept_fields(link).with_status(SCHEDULED), "unchanged"
         # Only now, with a Zoom call ahead, do the switch and the connection matter.
         if not claim_first and not self.zoom_enabled():
-            return _kept(link).with_status(FEATURE_DISABLED, DISABLED_SENTENCE), FEATURE_DISABLED
+            return kept_fields(link).with_status(FEATURE_DISABLED, DISABLED_SENTENCE), FEATURE_DISABLED
         before = link.meeting_id if link else None
         try:
             link = self._ensure_link(item.user_id, item.event_id, schedule, deadline, read=True, link=link)
-        except NotConnected:
-            kept = _kept(self.links.get(item.user_id, item.event_id))
-            return kept.with_status(AUTHORIZATION_REQUIRED, NOT_CONNECTED_SENTENCE), AUTHORIZATION_REQUIRED
-        except ZoomRejected as exc:
-            # A permanent refusal: retrying the record would only burn the user's daily Zoom quota.
-            reason = exc.zoom_message.rstrip(".") or "no reason given"
-            kept = _kept(self.links.get(item.user_id, item.event_id))
-            return kept.with_status(FAILED, f"Zoom refused to schedule this meeting ({reason})."), FAILED
+        except (NotConnected, ZoomRejected) as exc:
+            return fields_not_changed(self.links.get(item.user_id, item.event_id), exc, "meeting")
         fields = ZoomFields(meeting_id=link.meeting_id, join_url=link.join_url, status=SCHEDULED)
         return fields, ("moved" if before is not None and before == link.meeting_id else "created")
 
@@ -611,11 +607,14 @@ class Meetings:
             raise
         return claim_id
 
+    def _delete_at_zoom(self, user_id: str, meeting_id: str, deadline: Deadline) -> None:
+        self.connection.call_zoom(
+            user_id, lambda token: self.zoom.delete(token, meeting_id, deadline), deadline=deadline
+        )
+
     def _delete_meeting(self, user_id: str, meeting_id: str, deadline: Deadline) -> None:
         try:
-            self.connection.call_zoom(
-                user_id, lambda token: self.zoom.delete(token, meeting_id, deadline), deadline=deadline
-            )
+            self._delete_at_zoom(user_id, meeting_id, deadline)
         except NotConnected:
             # Nobody can delete it for the user any more; forget it rather than retry forever.
             logger.warning("meeting left at Zoom: the user is no longer connected", extra={"meeting_id": meeting_id})
@@ -637,9 +636,7 @@ class Meetings:
 
     def _delete_quietly(self, user_id: str, meeting_id: str, deadline: Deadline) -> None:
         try:
-            self.connection.call_zoom(
-                user_id, lambda token: self.zoom.delete(token, meeting_id, deadline), deadline=deadline
-            )
+            self._delete_at_zoom(user_id, meeting_id, deadline)
         except Exception:
             logger.exception("could not delete a surplus Zoom meeting", extra={"meeting_id": meeting_id})
 
@@ -649,6 +646,16 @@ def _may_be_recurring(item: CalendarItem | None) -> bool:
     return item is None or not item.zoom or item.series_id is not None or item.text("recurrence") is not None
 
 
-def _kept(link: MeetingLink | None) -> ZoomFields:
+def kept_fields(link: MeetingLink | None) -> ZoomFields:
     """The meeting an item keeps showing while its status says why it was not brought up to date."""
     return ZoomFields(meeting_id=link.meeting_id, join_url=link.join_url) if link else ZoomFields()
+
+
+def fields_not_changed(link: MeetingLink | None, exc: NotConnected | ZoomRejected, what: str) -> tuple[ZoomFields, str]:
+    """An item whose `what` (meeting, series) could not be changed at Zoom: the meeting it keeps, the status
+    and sentence saying why (the user is not connected, or Zoom refused for good), and the outcome."""
+    if isinstance(exc, NotConnected):
+        return kept_fields(link).with_status(AUTHORIZATION_REQUIRED, NOT_CONNECTED_SENTENCE), AUTHORIZATION_REQUIRED
+    # A permanent refusal: retrying the record would only burn the user's daily Zoom quota.
+    reason = exc.zoom_message.rstrip(".") or "no reason given"
+    return kept_fields(link).with_status(FAILED, f"Zoom refused to schedule this {what} ({reason})."), FAILED

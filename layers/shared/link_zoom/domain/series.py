@@ -40,6 +40,8 @@ from link_zoom.domain.meetings import (
     Meetings,
     NotConnected,
     ZoomMeeting,
+    fields_not_changed,
+    kept_fields,
 )
 from link_zoom.domain.recurrence import (
     ZOOM_MAX_OCCURRENCES,
@@ -216,7 +218,7 @@ class RecurringMeetings:
             fields, outcome = self._series_fields(item, deadline)
         except ZoomRateLimited:
             # As for single events: the item says why it waits, the failed record is retried later.
-            kept = _kept(self.links.get(item.user_id, item.event_id))
+            kept = kept_fields(self.links.get(item.user_id, item.event_id))
             self.calendar.write_back(item, kept.with_status(RATE_LIMITED, RATE_LIMITED_SENTENCE))
             raise
         self.calendar.write_back(item, fields)
@@ -226,26 +228,21 @@ class RecurringMeetings:
         link = self.links.get(item.user_id, item.event_id)
         schedule = item.schedule()
         if schedule is None:
-            return _kept(link).with_status(FAILED, INVALID_TIMES_SENTENCE), FAILED
+            return kept_fields(link).with_status(FAILED, INVALID_TIMES_SENTENCE), FAILED
         try:
             series = parse_series(item.text("recurrence"), schedule)
         except InvalidRecurrence as exc:
-            return _kept(link).with_status(FAILED, str(exc)), FAILED
+            return kept_fields(link).with_status(FAILED, str(exc)), FAILED
         plan = series.zoom()
         cancelled = _cancelled(series, plan, item.exdates())
         if link is not None and link.meeting_id is not None and _in_step(link, series, plan, cancelled):
             return _linked(link, plan), "unchanged"
         if not self.meetings.zoom_enabled():
-            return _kept(link).with_status(FEATURE_DISABLED, DISABLED_SENTENCE), FEATURE_DISABLED
+            return kept_fields(link).with_status(FEATURE_DISABLED, DISABLED_SENTENCE), FEATURE_DISABLED
         try:
             link, outcome = self._apply_or_replace(item.user_id, item.event_id, series, cancelled, deadline)
-        except NotConnected:
-            kept = _kept(self.links.get(item.user_id, item.event_id))
-            return kept.with_status(AUTHORIZATION_REQUIRED, NOT_CONNECTED_SENTENCE), AUTHORIZATION_REQUIRED
-        except ZoomRejected as exc:
-            reason = exc.zoom_message.rstrip(".") or "no reason given"
-            kept = _kept(self.links.get(item.user_id, item.event_id))
-            return kept.with_status(FAILED, f"Zoom refused to schedule this series ({reason})."), FAILED
+        except (NotConnected, ZoomRejected) as exc:
+            return fields_not_changed(self.links.get(item.user_id, item.event_id), exc, "series")
         return _linked(link, plan), outcome
 
     def _apply_or_replace(
@@ -559,7 +556,3 @@ def _needs_rebuild(
 
 def _linked(link: MeetingLink, plan: ZoomRecurrence) -> ZoomFields:
     return ZoomFields(link.meeting_id, link.join_url, SCHEDULED, plan.zoom_error)
-
-
-def _kept(link: MeetingLink | None) -> ZoomFields:
-    return ZoomFields(meeting_id=link.meeting_id, join_url=link.join_url) if link else ZoomFields()
