@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from link_zoom.config import get_settings
 from link_zoom.deadline import Deadline
@@ -30,8 +30,6 @@ def handle_stream_batch(
 ) -> dict[str, Any]:
     """The stream Lambda's work: process concurrently, then report failures the powertools way. An event Zoom
     rate-limits goes to the per-event work queue (`work_service`) instead of failing its record."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
     records: list[Mapping[str, Any]] = list(event.get("Records") or [])
     if not records:
         return {"batchItemFailures": []}
@@ -55,15 +53,9 @@ def handle_stream_batch(
     }
 
     def record_handler(record: DynamoDBRecord) -> None:
-        error = failed.get(str(record.dynamodb.sequence_number if record.dynamodb else None))
-        if error is not None:
-            raise error
+        _raise_failure(failed, str(record.dynamodb.sequence_number if record.dynamodb else None))
 
-    # Every record's outcome is reported, also when all failed: Lambda retries from the lowest failed one.
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    return dict(
-        process_partial_response(event=dict(event), record_handler=record_handler, processor=processor, context=context)
-    )
+    return _report_per_record(event, context, "DynamoDBStreams", record_handler)
 
 
 def handle_sweep_batch(
@@ -73,8 +65,6 @@ def handle_sweep_batch(
     work_service: Callable[[], EventWork] | None = None,
 ) -> dict[str, Any]:
     """The sweep Lambda's work: one `{"user_id"}` message per connect, failures reported per message."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
     if not event.get("Records"):
         return {"batchItemFailures": []}
     deadline = Deadline.from_context(context)
@@ -87,10 +77,30 @@ def handle_sweep_batch(
             return
         sweep_after_connect(user_id, deadline, meetings_service(), work_service() if work_service else None)
 
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return _report_per_record(event, context, "SQS", record_handler)
+
+
+def _report_per_record(
+    event: Mapping[str, Any],
+    context: Any,
+    event_type: Literal["DynamoDBStreams", "SQS"],
+    record_handler: Callable[[Any], None],
+) -> dict[str, Any]:
+    """powertools' partial batch response. Every record's outcome is reported, also when all failed: a stream
+    retries from the lowest failed record, SQS gives the failed messages again."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    processor = BatchProcessor(event_type=EventType[event_type], raise_on_entire_batch_failure=False)
     return dict(
         process_partial_response(event=dict(event), record_handler=record_handler, processor=processor, context=context)
     )
+
+
+def _raise_failure(failed: Mapping[str, BaseException], key: str) -> None:
+    """Hands a record's error from the concurrent pass over to the BatchProcessor, which reports it."""
+    error = failed.get(key)
+    if error is not None:
+        raise error
 
 
 def sweep_user_id(body: str | None) -> str | None:
@@ -107,8 +117,6 @@ def handle_event_work_batch(
 ) -> dict[str, Any]:
     """The EventWorkFunction: messages of both its queues (stream on-failure records, per-event work), different
     events at once and one event's in order, failures reported per message."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
     records: list[Mapping[str, Any]] = list(event.get("Records") or [])
     if not records:
         return {"batchItemFailures": []}
@@ -127,14 +135,9 @@ def handle_event_work_batch(
         logger.warning("event work message failed", extra={"message_id": message_id, "error": type(error).__name__})
 
     def record_handler(record: SQSRecord) -> None:
-        error = failed.get(record.message_id)
-        if error is not None:
-            raise error
+        _raise_failure(failed, record.message_id)
 
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(
-        process_partial_response(event=dict(event), record_handler=record_handler, processor=processor, context=context)
-    )
+    return _report_per_record(event, context, "SQS", record_handler)
 
 
 def handle_refresh_batch(
@@ -142,8 +145,6 @@ def handle_refresh_batch(
 ) -> dict[str, Any]:
     """The TokenRefreshFunction: one connection per message, one after another (the event source's maximum
     concurrency then bounds the refreshes in flight at Zoom), failures reported per message."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
     from link_zoom.domain.keeper import refresh_one
 
     if not event.get("Records"):
@@ -153,7 +154,4 @@ def handle_refresh_batch(
     def record_handler(record: SQSRecord) -> None:
         refresh_one(connection(), record.body, deadline)
 
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(
-        process_partial_response(event=dict(event), record_handler=record_handler, processor=processor, context=context)
-    )
+    return _report_per_record(event, context, "SQS", record_handler)
