@@ -21,6 +21,20 @@ ITEM_RW = {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}
 STREAM_READ = {"DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"}
 SQS_CONSUME = {"ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"}
 
+# A function that calls Zoom for a user: the user's connection (read, its tokens refreshed, dropped with its
+# preference row once Zoom revoked it), the app's client secret, the token key.
+ZOOM_FOR_A_USER: dict[str, set[str]] = {
+    "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+    "PreferencesTable": {"dynamodb:DeleteItem"},
+    "/link/zoom/client-secret": {"ssm:GetParameter"},
+    "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+}
+# ... and one that keeps events' meetings: their link rows, and the feature switch.
+MEETINGS_FOR_A_USER: dict[str, set[str]] = ZOOM_FOR_A_USER | {
+    "MeetingLinksTable": {f"dynamodb:{a}" for a in ITEM_RW | {"Query"}},
+    "/link/zoom/enabled": {"ssm:GetParameter"},
+}
+
 # {function: {resource (logical id or parameter name): actions}}: exactly what each function uses.
 EXPECTED: dict[str, dict[str, set[str]]] = {
     "HealthFunction": {},
@@ -61,25 +75,15 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
     },
     "MeetingsFunction": {
-        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
-        "MeetingLinksTable": {f"dynamodb:{a}" for a in ITEM_RW | {"Query"}},
+        **MEETINGS_FOR_A_USER,
         "IdempotencyTable": {f"dynamodb:{a}" for a in ITEM_RW},
-        "PreferencesTable": {"dynamodb:DeleteItem"},
         "OAuthStatesTable": {"dynamodb:PutItem"},
-        "/link/zoom/enabled": {"ssm:GetParameter"},
-        "/link/zoom/client-secret": {"ssm:GetParameter"},
-        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
     },
     "CalendarStreamFunction": {
         "CalendarTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"}
         | {f"dynamodb:{a}" for a in STREAM_READ},
-        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
-        "MeetingLinksTable": {f"dynamodb:{a}" for a in ITEM_RW | {"Query"}},
-        "PreferencesTable": {"dynamodb:DeleteItem"},
-        "/link/zoom/enabled": {"ssm:GetParameter"},
-        "/link/zoom/client-secret": {"ssm:GetParameter"},
-        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        **MEETINGS_FOR_A_USER,
         "CalendarStreamDLQ": {"sqs:SendMessage"},
         "EventWorkQueue": {"sqs:SendMessage"},
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
@@ -87,24 +91,14 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "EventWorkFunction": {
         "CalendarTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"}
         | {"dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"},
-        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
-        "MeetingLinksTable": {f"dynamodb:{a}" for a in ITEM_RW | {"Query"}},
-        "PreferencesTable": {"dynamodb:DeleteItem"},
-        "/link/zoom/enabled": {"ssm:GetParameter"},
-        "/link/zoom/client-secret": {"ssm:GetParameter"},
-        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        **MEETINGS_FOR_A_USER,
         "CalendarStreamDLQ": {f"sqs:{a}" for a in SQS_CONSUME},
         "EventWorkQueue": {f"sqs:{a}" for a in SQS_CONSUME | {"SendMessage"}},
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
     },
     "ConnectSweepFunction": {
         "CalendarTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
-        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
-        "MeetingLinksTable": {f"dynamodb:{a}" for a in ITEM_RW | {"Query"}},
-        "PreferencesTable": {"dynamodb:DeleteItem"},
-        "/link/zoom/enabled": {"ssm:GetParameter"},
-        "/link/zoom/client-secret": {"ssm:GetParameter"},
-        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        **MEETINGS_FOR_A_USER,
         "ConnectSweepQueue": {f"sqs:{a}" for a in SQS_CONSUME},
         "EventWorkQueue": {"sqs:SendMessage"},
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
@@ -115,10 +109,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
     },
     "TokenRefreshFunction": {
-        "ZoomConnectionsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
-        "PreferencesTable": {"dynamodb:DeleteItem"},
-        "/link/zoom/client-secret": {"ssm:GetParameter"},
-        "TokenKey": {"kms:Decrypt", "kms:GenerateDataKey"},
+        **ZOOM_FOR_A_USER,
         "TokenRefreshQueue": {f"sqs:{a}" for a in SQS_CONSUME},
         "StorageKey": {"kms:Decrypt", "kms:GenerateDataKey"},
     },

@@ -99,6 +99,26 @@ def put(world: World, event_id: str, **changes: Any) -> None:
     world.calendar.put(image(USER, event_id, **{**EVENT, **changes}))
 
 
+def put_40_events(world: World) -> list[str]:
+    events = [f"evt-{n:02}" for n in range(40)]
+    for event_id in events:
+        put(world, event_id)
+    return events
+
+
+def reconcile_on_16_workers(world: World, events: list[str]) -> list[str]:
+    """The user's `events` reconciled by 16 threads at once; each one's outcome, a Zoom 429 as "rate_limited"."""
+
+    def reconcile(event_id: str) -> str:
+        try:
+            return world.meetings.reconcile_event(USER, event_id, Deadline(60))
+        except ZoomRateLimited:
+            return "rate_limited"
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(reconcile, events))
+
+
 def test_after_the_daily_limit_the_users_next_event_waits_without_a_call_or_a_claim(clock: Clock) -> None:
     world, zoom = limited_world(clock)
     for event_id in ("evt-1", "evt-2", "evt-3"):
@@ -240,18 +260,8 @@ def test_near_the_quota_a_users_concurrent_calls_go_one_at_a_time_so_zoom_refuse
     assert world.meetings.quota is not None
     world.meetings.quota.single_file_after = 20
     zoom.latency_s = 0.01
-    events = [f"evt-{n:02}" for n in range(40)]
-    for event_id in events:
-        put(world, event_id)
-
-    def reconcile(event_id: str) -> str:
-        try:
-            return world.meetings.reconcile_event(USER, event_id, Deadline(60))
-        except ZoomRateLimited:
-            return "rate_limited"
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(reconcile, events))
+    events = put_40_events(world)
+    outcomes = reconcile_on_16_workers(world, events)
     assert outcomes.count("created") == 30 and outcomes.count("rate_limited") == 10
     assert zoom.refused == 1 and zoom.count("create") == 30
 
@@ -279,19 +289,9 @@ def test_a_whole_days_quota_at_once_runs_concurrently_and_the_next_call_waits_fo
                 running[0] -= 1
 
     zoom._spend = spend_counting  # type: ignore[method-assign]
-    events = [f"evt-{n:02}" for n in range(40)]
-    for event_id in events:
-        put(world, event_id)
-
-    def reconcile(event_id: str) -> str:
-        try:
-            return world.meetings.reconcile_event(USER, event_id, Deadline(60))
-        except ZoomRateLimited:
-            return "rate_limited"
-
+    events = put_40_events(world)
     began = time.monotonic()
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(reconcile, events))
+    outcomes = reconcile_on_16_workers(world, events)
     assert outcomes.count("created") == 30 and outcomes.count("rate_limited") == 10
     assert zoom.refused == 1 and zoom.count("create") == 30
     assert peak[0] >= 8, "the quota's worth of calls ran side by side"
