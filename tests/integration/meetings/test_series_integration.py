@@ -133,6 +133,17 @@ def series_event(stage: Stage) -> tuple[str, str, dict[str, Any]]:
     return event_id, item["zoom_meeting_id"], stage.meetings()[item["zoom_meeting_id"]]
 
 
+@pytest.fixture
+def second_moved(stage: Stage, series_event: tuple[str, str, dict[str, Any]]) -> tuple[str, str, dict[str, Any], str]:
+    """That series with its second occurrence moved to 14:00 by an exception item, delivered, Zoom's calls
+    cleared; (event id, meeting id, the meeting at Zoom before the move, the exception's event id)."""
+    event_id, meeting_id, before = series_event
+    exception_id = stage.put_exception(event_id, **SECOND_MOVED)
+    stage.settle()
+    stage.zoom.clear_calls()
+    return event_id, meeting_id, before, exception_id
+
+
 def test_a_series_gets_one_fixed_time_meeting_matching_the_rule_minus_exdates(stage: Stage) -> None:
     stage.zoom.clear_calls()
     event_id = stage.put_series(exdates={THIRD})
@@ -218,13 +229,9 @@ def test_exception_moves_only_its_occurrence_and_its_removal_puts_it_back(
 
 
 def test_series_change_keeps_the_join_url_and_reapplies_exdates_and_moves(
-    stage: Stage, series_event: tuple[str, str, dict[str, Any]]
+    stage: Stage, second_moved: tuple[str, str, dict[str, Any], str]
 ) -> None:
-    event_id, meeting_id, before = series_event
-    stage.put_exception(event_id, **SECOND_MOVED)
-    stage.settle()
-
-    stage.zoom.clear_calls()
+    event_id, meeting_id, before, _ = second_moved
     stage.update(event_id, subject="Team sync (new name)")
     stage.settle()
     assert stage.calls() == [("PATCH", "/meetings/{id}")]  # the topic only: occurrences untouched
@@ -254,12 +261,9 @@ def test_series_change_keeps_the_join_url_and_reapplies_exdates_and_moves(
 
 
 def test_toggle_off_and_remove_delete_the_whole_meeting(
-    stage: Stage, series_event: tuple[str, str, dict[str, Any]]
+    stage: Stage, second_moved: tuple[str, str, dict[str, Any], str]
 ) -> None:
-    event_id, meeting_id, _ = series_event
-    exception_id = stage.put_exception(event_id, **SECOND_MOVED)
-    stage.settle()
-    stage.zoom.clear_calls()
+    event_id, meeting_id, _, exception_id = second_moved
     stage.update(event_id, zoom=False)
     stage.settle()
     assert stage.calls() == [("DELETE", "/meetings/{id}")]
@@ -435,12 +439,9 @@ def test_a_series_without_fixed_times_links_exceptions_and_exdates_without_calls
 
 
 def test_an_exception_that_switches_occurrence_puts_the_first_one_back(
-    stage: Stage, series_event: tuple[str, str, dict[str, Any]]
+    stage: Stage, second_moved: tuple[str, str, dict[str, Any], str]
 ) -> None:
-    event_id, meeting_id, _ = series_event
-    exception_id = stage.put_exception(event_id, **SECOND_MOVED)
-    stage.settle()
-    stage.zoom.clear_calls()
+    _, meeting_id, _, exception_id = second_moved
     stage.update(
         exception_id,
         start="2099-04-01T16:00:00+02:00",
