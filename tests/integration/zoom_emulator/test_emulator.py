@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -45,19 +44,6 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 # --- fixtures and helpers
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[EmulatorHandle]:
-    handle = start_emulator(port=0)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def emu(running: EmulatorHandle) -> EmulatorHandle:
-    running.reset()
-    return running
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -152,14 +138,6 @@ class Receiver:
     def event(self, index: int = -1) -> tuple[dict[str, str], bytes, dict[str, Any]]:
         headers, raw = self.requests[index]
         return headers, raw, json.loads(raw)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    endpoint = Receiver(WEBHOOK_SECRET)
-    yield endpoint
-    endpoint.server.shutdown()
-    endpoint.server.server_close()
 
 
 def independent_signature(secret: str, headers: dict[str, str], raw: bytes) -> str:

@@ -3,7 +3,6 @@ PATCH/DELETE, the daily limit and meeting.deleted for one occurrence."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,27 +16,6 @@ from devstack.zoom_emulator import EmulatorConfig, EmulatorHandle, start_emulato
 pytestmark = pytest.mark.integration
 
 WEBHOOK_SECRET = LOCAL_ZOOM.webhook_secret
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[EmulatorHandle]:
-    handle = start_emulator(port=0)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def emu(running: EmulatorHandle) -> EmulatorHandle:
-    running.reset()
-    return running
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    endpoint = Receiver(WEBHOOK_SECRET)
-    yield endpoint
-    endpoint.server.shutdown()
-    endpoint.server.server_close()
 
 
 def series(emu: EmulatorHandle, token: str, recurrence: Any, **fields: Any) -> Any:
