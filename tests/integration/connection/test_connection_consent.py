@@ -112,6 +112,15 @@ def test_full_consent_flow_with_pkce_connects_the_user(
     assert _sweep_messages(local_aws) == [{"user_id": person.user_id}]
 
 
+def rewrite_states_of(local_aws: LocalResources, user_id: str, **attributes: dict[str, str]) -> None:
+    """Sets `attributes` (DynamoDB-typed) on the OAuth state rows the user started, behind the service's back."""
+    table = local_aws.tables["OAuthStatesTable"]
+    ddb = local_aws.client("dynamodb")
+    for item in ddb.scan(TableName=table)["Items"]:
+        if item["user_id"]["S"] == user_id:
+            ddb.put_item(TableName=table, Item={**item, **attributes})
+
+
 def test_a_wrong_code_verifier_fails_the_exchange(
     zoom: EmulatorHandle, oauth_function: Any, local_aws: LocalResources
 ) -> None:
@@ -120,12 +129,7 @@ def test_a_wrong_code_verifier_fails_the_exchange(
     person = new_person()
     location = complete_consent(authorize_url(oauth_function, person), person.email, PASSWORD)
     # Rewrite the verifier kept with the state: Zoom must then refuse the code.
-    table = local_aws.tables["OAuthStatesTable"]
-    ddb = local_aws.client("dynamodb")
-    for item in ddb.scan(TableName=table)["Items"]:
-        if item["user_id"]["S"] == person.user_id:
-            item["code_verifier"] = {"S": secrets.token_urlsafe(64)}
-            ddb.put_item(TableName=table, Item=item)
+    rewrite_states_of(local_aws, person.user_id, code_verifier={"S": secrets.token_urlsafe(64)})
 
     response = callback(oauth_function, location)
 
@@ -151,12 +155,8 @@ def test_an_expired_state_is_refused(zoom: EmulatorHandle, oauth_function: Any, 
 
     person = new_person()
     location = complete_consent(authorize_url(oauth_function, person), person.email, PASSWORD)
-    table = local_aws.tables["OAuthStatesTable"]
-    ddb = local_aws.client("dynamodb")
-    for item in ddb.scan(TableName=table)["Items"]:
-        if item["user_id"]["S"] == person.user_id:
-            item["expires_at_epoch"] = {"N": str(int(time.time()) - 1)}  # 10 minutes and 1 second later
-            ddb.put_item(TableName=table, Item=item)
+    expired = {"N": str(int(time.time()) - 1)}  # 10 minutes and 1 second later
+    rewrite_states_of(local_aws, person.user_id, expires_at_epoch=expired)
 
     response = callback(oauth_function, location)
 
