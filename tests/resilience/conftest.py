@@ -50,12 +50,17 @@ def secrets() -> SecretRegistry:
     return SecretRegistry()
 
 
-@pytest.fixture(scope="session")
-def stack_zoom(secrets: SecretRegistry) -> Iterator[EmulatorHandle]:
+def _recording_emulator(secrets: SecretRegistry) -> Iterator[EmulatorHandle]:
+    """An emulator without Zoom's daily limit whose every issued token and code `secrets` knows."""
     handle = start_emulator(EmulatorConfig(daily_meeting_limit=NO_DAILY_LIMIT), port=0)
     record_issued_secrets(handle, secrets)
     yield handle
     handle.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_zoom(secrets: SecretRegistry) -> Iterator[EmulatorHandle]:
+    yield from _recording_emulator(secrets)
 
 
 @pytest.fixture(scope="session")
@@ -121,10 +126,7 @@ def functions() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def inproc_emulator(secrets: SecretRegistry) -> Iterator[EmulatorHandle]:
-    handle = start_emulator(EmulatorConfig(daily_meeting_limit=NO_DAILY_LIMIT), port=0)
-    record_issued_secrets(handle, secrets)
-    yield handle
-    handle.stop()
+    yield from _recording_emulator(secrets)
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from devstack.zoom_emulator import EmulatorHandle, complete_consent
+
+if TYPE_CHECKING:
+    from tests.integration.connection.zoom_flow import Person
+    from tests.integration.meetings.stream_tap import CalendarTable
 
 ZOOM_PASSWORD = "any-password"  # the emulator signs in any email with any password
 HTTP_TIMEOUT_S = 30.0
@@ -414,3 +418,34 @@ def invoke_api(
     )
     result = functions[folder].handler(event, FakeLambdaContext(remaining_ms=int(remaining_s * 1000)))
     return Answer.of(result)
+
+
+def consent_query(functions: dict[str, Any], person: Person) -> str:
+    """`person` consents at the emulator's page; the query (code, state) Zoom sends the browser back with."""
+    from tests.integration.connection.zoom_flow import authorize_url
+
+    location = complete_consent(authorize_url(functions["zoom_oauth"], person), person.email, "any-password")
+    return location.split("?", 1)[1]
+
+
+def callback(functions: dict[str, Any], query: str) -> Answer:
+    """The browser arriving from Zoom at GET /v1/zoom/callback."""
+    return invoke_api(functions, "GET", f"/v1/zoom/callback?{query}")
+
+
+def connected(functions: dict[str, Any], person: Person) -> bool:
+    """What GET /v1/features tells `person` about their Zoom connection."""
+    return bool(invoke_api(functions, "GET", "/v1/features", person.authorizer).json()["zoom"]["connected"])
+
+
+def deliver_records(
+    functions: dict[str, Any], calendar: CalendarTable, user_id: str, records: list[dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """This user's new stream records of `calendar` (or `records` again) through the stream function, as one
+    batch: (its answer, the records)."""
+    from tests.support.lambda_context import FakeLambdaContext
+
+    if records is None:
+        records = [r for r in calendar.new_records() if r["dynamodb"]["Keys"]["user_id"]["S"] == user_id]
+    answer = functions["calendar_stream"].handler({"Records": records}, FakeLambdaContext(remaining_ms=120_000))
+    return answer, records

@@ -21,10 +21,19 @@ import pytest
 
 from devstack.aws import LocalResources
 from devstack.zoom_emulator import EmulatorHandle
-from tests.integration.connection.zoom_flow import Person, authorize_url, new_person
+from tests.integration.connection.zoom_flow import Person, new_person
 from tests.integration.meetings.stream_tap import CalendarTable
-from tests.resilience.harness import Answer, AwsFaultProxy, SecretRegistry, invoke_api, table_is
-from tests.support.lambda_context import FakeLambdaContext
+from tests.resilience.harness import (
+    Answer,
+    AwsFaultProxy,
+    SecretRegistry,
+    callback,
+    connected,
+    consent_query,
+    deliver_records,
+    invoke_api,
+    table_is,
+)
 
 DDB = "DynamoDB_20120810."
 KMS = "TrentService."
@@ -91,9 +100,8 @@ def meetings_of(zoom: EmulatorHandle, person: Person) -> list[str]:
 def deliver(
     functions: dict[str, Any], calendar: CalendarTable, user_id: str, records: list[dict[str, Any]] | None = None
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    if records is None:
-        records = [r for r in calendar.new_records() if r["dynamodb"]["Keys"]["user_id"]["S"] == user_id]
-    answer = functions["calendar_stream"].handler({"Records": records}, FakeLambdaContext(remaining_ms=120_000))
+    """As `deliver_records`, with the answer read as the failed records' sequence numbers."""
+    answer, records = deliver_records(functions, calendar, user_id, records)
     return [f["itemIdentifier"] for f in answer["batchItemFailures"]], records
 
 
@@ -296,12 +304,10 @@ def test_a_data_key_that_no_longer_decrypts_means_connect_again(
 def test_kms_failing_while_the_callback_stores_the_connection_is_a_page_and_revokes(
     aws: AwsFaultProxy, zoom: EmulatorHandle, functions: dict[str, Any]
 ) -> None:
-    from devstack.zoom_emulator import complete_consent
-
     someone = new_person("kms")
-    location = complete_consent(authorize_url(functions["zoom_oauth"], someone), someone.email, "any-password")
+    query = consent_query(functions, someone)
     aws.fail(KMS + "GenerateDataKey", "KMSInternalException", status=500, times=LASTING)
-    page = invoke_api(functions, "GET", f"/v1/zoom/callback?{location.split('?', 1)[1]}")
+    page = callback(functions, query)
     assert page.status in (502, 503) and page.headers["content-type"].startswith("text/html"), page
     assert ("/oauth/revoke", 200) in [(c["path"], c["status"]) for c in zoom.calls]
 
@@ -335,13 +341,9 @@ def test_the_switch_unreadable_is_a_clear_error_and_a_retried_record(
 def test_a_sweep_that_cannot_be_queued_does_not_undo_the_connection(
     aws: AwsFaultProxy, zoom: EmulatorHandle, functions: dict[str, Any]
 ) -> None:
-    from devstack.zoom_emulator import complete_consent
-
     someone = new_person("sqs")
-    location = complete_consent(authorize_url(functions["zoom_oauth"], someone), someone.email, "any-password")
+    query = consent_query(functions, someone)
     aws.fail(SQS + "SendMessage", "InternalError", status=500, times=LASTING)
-    page = invoke_api(functions, "GET", f"/v1/zoom/callback?{location.split('?', 1)[1]}")
+    page = callback(functions, query)
     assert page.status == 200, page
-    assert (
-        aws.injected() and invoke_api(functions, "GET", "/v1/features", someone.authorizer).json()["zoom"]["connected"]
-    )
+    assert aws.injected() and connected(functions, someone)
