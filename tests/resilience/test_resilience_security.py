@@ -9,14 +9,11 @@ in-process run whose log output, every library's DEBUG lines included, is captur
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
-import logging
 import secrets as stdlib_secrets
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +38,7 @@ from tests.resilience.harness import (
     sign_in,
     table_dump,
 )
+from tests.support.logs import all_log_lines
 from tests.support.waiting import wait_for
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
@@ -317,28 +315,6 @@ def test_usernames_cannot_inject_into_the_directory(stack: StackProcess, secrets
 # ---------------------------------------------------------------- token bytes in tables and logs
 
 
-@contextlib.contextmanager
-def service_logs(into: io.StringIO) -> Iterator[None]:
-    """Every log line of this process meanwhile: the service's JSON and every library's DEBUG. (Only around the
-    service's own work: the test's browser, which carries codes in URLs, logs through urllib3 too.)"""
-    from link_zoom.observability import logger
-
-    service = logging.StreamHandler(into)
-    service.setFormatter(logger.registered_formatter)
-    libraries = logging.StreamHandler(into)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    root.addHandler(libraries)
-    logger.addHandler(service)
-    try:
-        yield
-    finally:
-        logging.getLogger(logger.name).removeHandler(service)
-        root.removeHandler(libraries)
-        root.setLevel(level)
-
-
 def _use_zoom_over_http(stack: StackProcess, user: ApiUser, zoom: EmulatorHandle, secrets: SecretRegistry) -> None:
     """Everything that touches a token: connect, create, move, delete, refresh, the stream, disconnect."""
     path = f"/v1/events/scan-{uuid.uuid4()}/zoom"
@@ -387,13 +363,15 @@ def test_no_token_bytes_in_any_table_or_log(
     kms = client("kms")
     kms.meta.events.register("after-call.kms.*", remember_data_key)
     crypto.forget_cached_keys()
+    # Every log line of the service's own work (not of the test's browser: it carries codes in URLs, and logs
+    # through urllib3 too).
     logs = io.StringIO()
     invoke_api(functions, "DELETE", "/v1/account/preferences/Zoom/oauth", person.authorizer)
-    with service_logs(logs):
+    with all_log_lines(logs):
         start = invoke_api(functions, "GET", "/v1/zoom/authorize", person.authorizer).json()
     secrets.add_query(start["authorize_url"])
     location = complete_consent(start["authorize_url"], person.email, ZOOM_PASSWORD)  # the browser
-    with service_logs(logs):
+    with all_log_lines(logs):
         assert invoke_api(functions, "GET", f"/v1/zoom/callback?{_query(location)}").status == 200
         assert invoke_api(functions, "POST", "/v1/compose-link", person.authorizer, {}).status == 201
         zoom.state.expire_access_tokens(person.email)

@@ -5,7 +5,6 @@ Zoom emulator. Handlers are invoked with the events API Gateway would build.
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from devstack.aws import LocalResources, put_secure_parameter
 from devstack.zoom_emulator import EmulatorHandle, start_emulator
 from tests.integration.connection.zoom_flow import KmsCounter
 from tests.support.functions import load_function
+from tests.support.logs import all_log_lines
 
 
 @pytest.fixture(scope="session")
@@ -90,18 +90,6 @@ def kms_calls(zoom: EmulatorHandle) -> Iterator[KmsCounter]:
 @pytest.fixture
 def all_logs(zoom: EmulatorHandle) -> Iterator[io.StringIO]:
     """Everything logged while the test runs: the service's JSON lines and every library's DEBUG lines."""
-    from link_zoom.observability import logger
-
     stream = io.StringIO()
-    service_handler = logging.StreamHandler(stream)
-    service_handler.setFormatter(logger.registered_formatter)
-    library_handler = logging.StreamHandler(stream)
-    root = logging.getLogger()
-    previous_level = root.level
-    root.setLevel(logging.DEBUG)
-    root.addHandler(library_handler)
-    logger.addHandler(service_handler)
-    yield stream
-    logging.getLogger(logger.name).removeHandler(service_handler)
-    root.removeHandler(library_handler)
-    root.setLevel(previous_level)
+    with all_log_lines(stream):
+        yield stream
