@@ -168,6 +168,12 @@ def event_path() -> str:
     return f"/v1/events/evt-{uuid.uuid4()}/zoom"
 
 
+def event_with_meeting(functions: dict[str, Any], person: Person) -> tuple[str, str]:
+    """A new event's meeting made through PUT: (the event's path, the meeting id)."""
+    path = event_path()
+    return path, invoke_api(functions, "PUT", path, person.authorizer, EVENT_BODY).json()["meeting_id"]
+
+
 CREATE_FAULTS = FAULTS
 
 
@@ -213,8 +219,7 @@ def test_put_event_creating(
 def test_put_event_moving(
     fault: Fault, zoom: EmulatorHandle, functions: dict[str, Any], person: Person, secrets: SecretRegistry
 ) -> None:
-    path = event_path()
-    meeting_id = invoke_api(functions, "PUT", path, person.authorizer, EVENT_BODY).json()["meeting_id"]
+    path, meeting_id = event_with_meeting(functions, person)
     fault.on(zoom, "PATCH", f"/v2/meetings/{meeting_id}")
     moved = {**EVENT_BODY, "end": MOVED_END}
     answer = invoke_api(functions, "PUT", path, person.authorizer, moved)
@@ -230,8 +235,7 @@ def test_put_event_moving(
 def test_put_event_moving_a_meeting_deleted_at_zoom_makes_one_new_meeting(
     zoom: EmulatorHandle, functions: dict[str, Any], person: Person, secrets: SecretRegistry
 ) -> None:
-    path = event_path()
-    first = invoke_api(functions, "PUT", path, person.authorizer, EVENT_BODY).json()["meeting_id"]
+    path, first = event_with_meeting(functions, person)
     zoom.state.remove_meeting(int(first))  # the host deleted it in the Zoom app: PATCH answers 404, code 3001
     answer = invoke_api(functions, "PUT", path, person.authorizer, {**EVENT_BODY, "end": MOVED_END})
     check_contract(answer, secrets)
@@ -246,8 +250,7 @@ def test_put_event_moving_a_meeting_deleted_at_zoom_makes_one_new_meeting(
 def test_delete_event(
     fault: Fault, zoom: EmulatorHandle, functions: dict[str, Any], person: Person, secrets: SecretRegistry
 ) -> None:
-    path = event_path()
-    meeting_id = invoke_api(functions, "PUT", path, person.authorizer, EVENT_BODY).json()["meeting_id"]
+    path, meeting_id = event_with_meeting(functions, person)
     fault.on(zoom, "DELETE", f"/v2/meetings/{meeting_id}")
     answer = invoke_api(functions, "DELETE", path, person.authorizer)
     check_contract(answer, secrets)
@@ -268,8 +271,7 @@ def test_delete_event(
 def test_delete_event_whose_meeting_zoom_no_longer_has(
     zoom: EmulatorHandle, functions: dict[str, Any], person: Person
 ) -> None:
-    path = event_path()
-    meeting_id = invoke_api(functions, "PUT", path, person.authorizer, EVENT_BODY).json()["meeting_id"]
+    path, meeting_id = event_with_meeting(functions, person)
     zoom.state.remove_meeting(int(meeting_id))
     zoom.clear_calls()
     assert invoke_api(functions, "DELETE", path, person.authorizer).status == 204
