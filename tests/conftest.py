@@ -25,6 +25,7 @@ from devstack.settings import LOCAL_ZOOM
 
 if TYPE_CHECKING:
     from devstack.directory import DirectoryInfo
+    from devstack.zoom_emulator import EmulatorHandle
 
 # In-process mock_aws too: its conditional writes must be atomic, as DynamoDB's are.
 atomic_moto_dynamodb()
@@ -47,6 +48,18 @@ def reset_process_caches() -> None:
     dynamo.forget_bindings()
     flag._ssm_provider = None
     flag.forget_switch()
+
+
+def point_functions_at(emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process functions' Zoom is `emulator`, reset; caches forgotten as in a fresh container."""
+    from link_zoom.adapters import crypto
+
+    emulator.reset()
+    monkeypatch.setenv("ZOOM_OAUTH_BASE_URL", emulator.oauth_base_url)
+    monkeypatch.setenv("ZOOM_API_BASE_URL", emulator.api_base_url)
+    monkeypatch.setenv("ZOOM_CLIENT_ID", emulator.config.client_id)
+    reset_process_caches()
+    crypto.forget_cached_keys()
 
 
 def put_zoom_secrets(resources: LocalResources) -> None:

@@ -54,7 +54,7 @@ def zoom(
     """A fresh emulator state, the functions pointed at it, the feature switched on, a cold key cache."""
     from link_zoom.adapters import crypto, flag
     from link_zoom.observability import metrics
-    from tests.conftest import reset_process_caches
+    from tests.conftest import point_functions_at
 
     # moto's backends are per process: another in-process stack may have written its own app secrets.
     names = local_aws.resolver.parameters
@@ -63,12 +63,7 @@ def zoom(
 
     # Metrics() read its namespace when first imported, maybe before stack_env set it (Lambda sets it first).
     monkeypatch.setattr(metrics, "namespace", stack_env["POWERTOOLS_METRICS_NAMESPACE"])
-    emulator.reset()
-    monkeypatch.setenv("ZOOM_OAUTH_BASE_URL", emulator.oauth_base_url)
-    monkeypatch.setenv("ZOOM_API_BASE_URL", emulator.api_base_url)
-    monkeypatch.setenv("ZOOM_CLIENT_ID", emulator.config.client_id)
-    reset_process_caches()
-    crypto.forget_cached_keys()
+    point_functions_at(emulator, monkeypatch)
     flag.set_zoom_enabled(True)
     yield emulator
     flag.set_zoom_enabled(False)

@@ -52,18 +52,13 @@ def zoom(
     from link_zoom import config
     from link_zoom.adapters import crypto, flag, zoom_meetings
     from link_zoom.observability import metrics
-    from tests.conftest import reset_process_caches
+    from tests.conftest import point_functions_at
 
     monkeypatch.setattr(metrics, "namespace", stack_env["POWERTOOLS_METRICS_NAMESPACE"])
     # A "timeout" fault need not cost the 8 s of production's read timeout.
     monkeypatch.setattr(config, "ZOOM_READ_TIMEOUT_S", 1.0)
     monkeypatch.setattr(zoom_meetings, "RATE_LIMIT_BACKOFF_S", 0.2)
-    emulator.reset()
-    monkeypatch.setenv("ZOOM_OAUTH_BASE_URL", emulator.oauth_base_url)
-    monkeypatch.setenv("ZOOM_API_BASE_URL", emulator.api_base_url)
-    monkeypatch.setenv("ZOOM_CLIENT_ID", emulator.config.client_id)
-    reset_process_caches()
-    crypto.forget_cached_keys()
+    point_functions_at(emulator, monkeypatch)
     for queue in ("ConnectSweepQueue", "CalendarStreamDLQ"):
         drain(local_aws, queue)
     flag.set_zoom_enabled(True)
