@@ -17,6 +17,7 @@ import requests
 from devstack.aws import aws_client
 from devstack.zoom_emulator import complete_consent
 from tests.e2e.conftest import E2EStack
+from tests.support.calendar import CalendarWrites
 from tests.support.waiting import wait_for
 
 FUTURE = {
@@ -101,37 +102,11 @@ def sign_in(stack: E2EStack, role: str) -> User:
     return User(stack.api_url, body["token"], body["user"]["id"], demo["upn"])
 
 
-class Calendar:
+class Calendar(CalendarWrites):
     """The Link server's writes to the stack's calendar table."""
 
     def __init__(self, stack: E2EStack) -> None:
-        self.ddb = stack.aws("dynamodb")
-        self.table = stack.info["calendar_table"]
-
-    def put(self, user_id: str, event_id: str, **attributes: Any) -> None:
-        item = {"user_id": {"S": user_id}, "event_id": {"S": event_id}}
-        item.update({k: {"BOOL": v} if isinstance(v, bool) else {"S": v} for k, v in attributes.items()})
-        self.ddb.put_item(TableName=self.table, Item=item)
-
-    def update(self, user_id: str, event_id: str, **attributes: Any) -> None:
-        names = {f"#a{n}": name for n, name in enumerate(attributes)}
-        values = {f":a{n}": {"BOOL": v} if isinstance(v, bool) else {"S": v} for n, v in enumerate(attributes.values())}
-        self.ddb.update_item(
-            TableName=self.table,
-            Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}},
-            UpdateExpression="SET " + ", ".join(f"#a{n} = :a{n}" for n in range(len(attributes))),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-
-    def delete(self, user_id: str, event_id: str) -> None:
-        self.ddb.delete_item(TableName=self.table, Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}})
-
-    def item(self, user_id: str, event_id: str) -> dict[str, Any]:
-        answer = self.ddb.get_item(
-            TableName=self.table, ConsistentRead=True, Key={"user_id": {"S": user_id}, "event_id": {"S": event_id}}
-        )
-        return {k: next(iter(v.values())) for k, v in answer.get("Item", {}).items()}
+        super().__init__(stack.aws("dynamodb"), stack.info["calendar_table"])
 
     def status_of(self, user_id: str, event_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
         return wait_for(lambda: (item := self.item(user_id, event_id)).get("zoom_status") == status and item, timeout)

@@ -46,11 +46,7 @@ def calendar(stack: E2EStack) -> Calendar:
 
 
 def put_series(calendar: Calendar, user_id: str, event_id: str, exdates: set[str], **attributes: Any) -> None:
-    item: dict[str, dict[str, Any]] = {"user_id": {"S": user_id}, "event_id": {"S": event_id}}
-    item.update({k: {"BOOL": v} if isinstance(v, bool) else {"S": v} for k, v in attributes.items()})
-    if exdates:
-        item["exdates"] = {"SS": sorted(exdates)}
-    calendar.ddb.put_item(TableName=calendar.table, Item=item)
+    calendar.put(user_id, event_id, **attributes, **({"exdates": exdates} if exdates else {}))
 
 
 def berlin(occurrences: list[dict[str, Any]], status: str = "available") -> list[str]:
