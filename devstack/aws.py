@@ -66,11 +66,32 @@ def _serialised(method: Any) -> Any:
     return write
 
 
+def fast_moto_dispatch() -> None:
+    """moto's server finds the backend for every request by listing its own package folder (one `isdir` per
+    service, ~150) under a lock; the answer for a host never changes, so remember it."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    find = DomainDispatcherApplication.get_backend_for_host
+    if getattr(find, "_remembered", False):
+        return
+    known: dict[str | None, Any] = {}
+
+    @functools.wraps(find)
+    def remembered(self: Any, host: str | None) -> Any:
+        if host not in known:
+            known[host] = find(self, host)
+        return known[host]
+
+    remembered._remembered = True  # type: ignore[attr-defined]
+    DomainDispatcherApplication.get_backend_for_host = remembered  # type: ignore[method-assign]
+
+
 def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
     """moto in server mode, in a thread of this process, quiet (it logs every request otherwise)."""
     from moto.server import ThreadedMotoServer
 
     atomic_moto_dynamodb()
+    fast_moto_dispatch()
     from devstack.kms_fidelity import match_aws
 
     match_aws()  # KMS errors as AWS gives them (disabled key, changed key id): see devstack/kms_fidelity.py

@@ -443,9 +443,11 @@ def _run_batch(world: _World, workers: int, user_id: str, latency_ms: int = ZOOM
     original = service.reconcile_event
     order: dict[tuple[str, str], int] = {}
 
-    def traced(user_id: str, event_id: str, deadline: Deadline) -> str:
+    def traced(
+        user_id: str, event_id: str, deadline: Deadline, seen: calendar_events.CalendarItem | None = None
+    ) -> str:
         began = time.monotonic()
-        outcome = original(user_id, event_id, deadline)
+        outcome = original(user_id, event_id, deadline, seen)
         with lock:
             index = order[(user_id, event_id)] = order.get((user_id, event_id), 0) + 1
             spans.setdefault(event_id, []).append((index, began, time.monotonic()))

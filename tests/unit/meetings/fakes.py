@@ -252,6 +252,7 @@ class FakeCalendar:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.writes: list[tuple[str, str, ZoomFields]] = []
         self.refused_writes = 0
+        self.reads = 0
         self._lock = threading.Lock()
 
     def put(self, attributes: Mapping[str, Any]) -> CalendarItem:
@@ -272,6 +273,7 @@ class FakeCalendar:
 
     def get(self, user_id: str, event_id: str) -> CalendarItem | None:
         with self._lock:
+            self.reads += 1
             attributes = self.items.get((user_id, event_id))
             return CalendarItem(dict(attributes)) if attributes is not None else None
 

@@ -54,6 +54,16 @@ def test_a_stream_batch_reports_the_failed_record_and_the_later_records_of_its_e
     assert world.zoom.count("create") == 1
 
 
+@pytest.mark.parametrize(("marked", "reads"), [(False, 0), (True, 1)])
+def test_a_batch_marked_as_replayed_reads_the_items(world: World, marked: bool, reads: int) -> None:
+    event: dict[str, Any] = {"Records": [insert(world, "a", 1)]}
+    if marked:
+        event[calendar_events.REPLAYED_KEY] = True
+    world.calendar.reads = 0
+    assert batches.handle_stream_batch(event, CONTEXT, composition.meetings) == {"batchItemFailures": []}
+    assert world.calendar.reads == reads
+
+
 def test_a_clean_batch_reports_no_failures(world: World) -> None:
     answer = batches.handle_stream_batch({"Records": [insert(world, "a", 1)]}, CONTEXT, composition.meetings)
     assert answer == {"batchItemFailures": []}
@@ -267,4 +277,5 @@ def test_the_stream_function_is_invoked_with_the_records(
     monkeypatch.setattr(stream_dead_letters, "_lambda_client", lambda region, endpoint: fake)
     records = [stream_record("INSERT", None, image(), 1), stream_record("INSERT", None, image(), 2)]
     assert StreamFunction("calendar-stream").process(records) == failed
-    assert fake.payloads == [{"Records": records}]
+    # Marked as replayed: the stream function then reads every item instead of trusting the records' images.
+    assert fake.payloads == [{"Records": records, calendar_events.REPLAYED_KEY: True}]

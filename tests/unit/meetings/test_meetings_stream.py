@@ -75,8 +75,8 @@ def link(world: World) -> Calendar:
     return Calendar(world)
 
 
-def run(world: World, *records: dict[str, Any]) -> list[BaseException | None]:
-    return process_records(list(records), Deadline(20), lambda: world.meetings)
+def run(world: World, *records: dict[str, Any], replayed: bool = False) -> list[BaseException | None]:
+    return process_records(list(records), Deadline(20), lambda: world.meetings, replayed=replayed)
 
 
 def test_insert_with_zoom_creates_one_meeting_and_writes_it_back(world: World, link: Calendar) -> None:
@@ -170,10 +170,45 @@ def test_a_stale_record_replayed_after_newer_changes_does_not_move_the_meeting_b
     run(world, early)
     run(world, link.modify(start="2026-03-01T10:45:00+01:00"))
     world.zoom.calls.clear()
-    run(world, early)  # e.g. from the DLQ, long after
+    run(world, early, replayed=True)  # from the DLQ, long after
     assert not world.zoom.calls
     meeting = next(iter(world.zoom.meetings.values()))
     assert meeting.start_time == "2026-03-01T09:45:00Z"
+
+
+def test_an_events_last_record_in_the_batch_is_reconciled_from_its_image_without_a_read(
+    world: World, link: Calendar
+) -> None:
+    run(world, link.insert())
+    records = [link.insert("evt-2"), link.modify(start="2026-03-01T10:15:00+01:00")]
+    world.calendar.reads = 0
+    world.zoom.calls.clear()
+    assert run(world, *records) == [None, None]
+    assert world.calendar.reads == 0
+    assert sorted(call[0] for call in world.zoom.calls) == ["create", "update"]
+    assert world.calendar.zoom_of(USER, "evt-2").status == "scheduled"
+    assert world.zoom.meetings[world.calendar.zoom_of(USER, "evt-1").meeting_id or ""].start_time == (
+        "2026-03-01T09:15:00Z"
+    )
+
+
+def test_earlier_records_of_an_event_read_the_item_and_the_last_one_changes_nothing_more(
+    world: World, link: Calendar
+) -> None:
+    run(world, link.insert())
+    records = [link.modify(start="2026-03-01T10:15:00+01:00"), link.modify(start="2026-03-01T10:45:00+01:00")]
+    world.calendar.reads = 0
+    world.zoom.calls.clear()
+    assert run(world, *records) == [None, None]
+    assert world.calendar.reads == 1  # the first record's; the last one's image is the item as it is
+    assert [call[0] for call in world.zoom.calls] == ["update"]  # straight to 10:45, once
+
+
+def test_a_replayed_batch_reads_every_item(world: World, link: Calendar) -> None:
+    record = link.insert()
+    world.calendar.reads = 0
+    assert run(world, record, replayed=True) == [None]
+    assert world.calendar.reads == 1
 
 
 def test_a_put_made_meeting_is_reused_by_the_insert(world: World, link: Calendar) -> None:

@@ -126,23 +126,24 @@ class MeetingLinksStore:
     def complete(
         self, user_id: str, event_id: str, claim_id: str, meeting: ZoomMeeting, schedule: Schedule
     ) -> MeetingLink | None:
+        # The claimed row holds nothing but the claim (a claim is a put of the whole row), so the completed row
+        # is written whole as well: one conditional put, no update expression and no item sent back.
         model = self._model
-        row = model(user_id, event_id)
+        row = model(
+            user_id,
+            event_id,
+            meeting_id=meeting.meeting_id,
+            join_url=meeting.join_url,
+            password=meeting.password or None,
+            start=schedule.start_time,
+            end=schedule.end_time,
+            time_zone=schedule.time_zone,
+            topic=schedule.topic,
+            updated_at=_now(),
+        )
         try:
-            row.update(
-                actions=[
-                    model.meeting_id.set(meeting.meeting_id),
-                    model.join_url.set(meeting.join_url),
-                    model.password.set(meeting.password) if meeting.password else model.password.remove(),
-                    *self._schedule_actions(schedule),
-                    model.claim_id.remove(),
-                    model.claim_expires_at.remove(),
-                    model.claim_ref.remove(),
-                    model.outcome_unknown.remove(),
-                ],
-                condition=model.claim_id == claim_id,
-            )
-        except UpdateError as error:
+            row.save(condition=model.claim_id == claim_id)
+        except PutError as error:
             if _conditional_failed(error):
                 return None
             raise

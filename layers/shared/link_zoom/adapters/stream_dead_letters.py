@@ -15,6 +15,7 @@ from typing import Any
 
 from link_zoom.adapters.aws import client
 from link_zoom.config import get_settings
+from link_zoom.domain.calendar_events import REPLAYED_KEY
 from link_zoom.domain.stream_replay import DeadLetter, RecordsExpired, StreamBatch
 
 RECEIVE_BATCH = 10  # SQS's maximum per ReceiveMessage
@@ -147,7 +148,8 @@ class StreamFunction:
         # The local stack serves Lambda's Invoke API apart from the other services (AWS_ENDPOINT_URL_LAMBDA).
         endpoint = os.environ.get("AWS_ENDPOINT_URL_LAMBDA") or settings.aws_endpoint_url
         answer = _lambda_client(settings.region, endpoint).invoke(
-            FunctionName=self._name, Payload=json.dumps({"Records": records}, default=str).encode()
+            FunctionName=self._name,
+            Payload=json.dumps({"Records": records, REPLAYED_KEY: True}, default=str).encode(),
         )
         everything = {str(record["dynamodb"]["SequenceNumber"]) for record in records}
         if answer.get("FunctionError"):

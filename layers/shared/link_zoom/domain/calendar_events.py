@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from link_zoom.deadline import Deadline
+from link_zoom.domain.batch_reads import connection_reads_shared
 from link_zoom.domain.schedule import DEFAULT_TIME_ZONE, Schedule, is_time_zone, meeting_topic, parse_instant
 from link_zoom.errors import ZoomRateLimited
 from link_zoom.observability import logger
@@ -44,6 +45,10 @@ SCHEDULE_ATTRIBUTES = ("start", "end", "time_zone", "subject", *RECURRENCE_ATTRI
 ZOOM_ATTRIBUTES = ("zoom_meeting_id", "zoom_join_url", "zoom_status", "zoom_error")
 
 MAX_WORKERS = 16
+
+# Set (true) in the stream function's event by the DLQ replay, which hands records over again out of the stream's
+# order; an event source mapping never sends it.
+REPLAYED_KEY = "linkZoomReplayed"
 
 DynamoValue = Mapping[str, Any]  # one attribute in DynamoDB JSON, e.g. {"S": "..."}
 
@@ -136,6 +141,8 @@ class Change:
     event_name: str
     needs_reconcile: bool
     reason: str
+    # The item as this record left it (INSERT, MODIFY); None for REMOVE.
+    image: CalendarItem | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -153,11 +160,12 @@ def decide(record: Mapping[str, Any]) -> Change:
     name = str(record.get("eventName", ""))
     sequence = str(stream.get("SequenceNumber", ""))
 
-    def change(needs: bool, reason: str) -> Change:
-        return Change(user_id, event_id, sequence, name, needs, reason)
-
     old = CalendarItem.from_image(stream.get("OldImage"))
-    new = CalendarItem.from_image(stream.get("NewImage"))
+    new = CalendarItem.from_image(stream.get("NewImage")) if name != "REMOVE" else None
+
+    def change(needs: bool, reason: str) -> Change:
+        return Change(user_id, event_id, sequence, name, needs, reason, new)
+
     if name == "REMOVE":
         # Also an event whose meeting came from PUT /v1/events/{id}/zoom: the link record knows.
         return change(True, "event removed")
@@ -225,30 +233,34 @@ def process_records(
     meetings_service: Callable[[], Meetings],
     max_workers: int = MAX_WORKERS,
     later: Later | None = None,
+    replayed: bool = False,
 ) -> list[BaseException | None]:
     """Handles a batch of stream records; returns, per record, None or the error that failed it.
 
     `meetings_service` is asked for the service only when a record needs it (most records need nothing). An event
     Zoom rate-limits is handed to `later` (the per-event work queue) and its record succeeds: the service waits
-    the limit out itself, never through the stream's retries and its DLQ (without `later`, the record fails)."""
-    changes: list[Change | None] = []
-    for record in records:
-        try:
-            changes.append(decide(record))
-        except ValueError:
-            # Retrying cannot repair a record without keys: log it and let the shard move on.
-            logger.error("unusable calendar stream record", extra={"event_name": record.get("eventName")})
-            changes.append(None)
+    the limit out itself, never through the stream's retries and its DLQ (without `later`, the record fails).
+
+    An event's last record in the batch is reconciled with the item as that record left it, without reading the
+    item again: the stream delivers an item's records in order, so a later change has a later record that is
+    reconciled after this one (and the write-back applies only while the item still is what the record says).
+    Records handed over again out of that order (`replayed`: the DLQ replay, possibly long after) are not
+    trusted so: each reconcile reads the item as it is now. Each user's connection is read once for the whole
+    batch (domain/batch_reads.py)."""
+    changes = [_decided(record) for record in records]
     meetings = meetings_service() if any(change and change.needs_reconcile for change in changes) else None
+    last = {} if replayed else {change.key: number for number, change in enumerate(changes) if change is not None}
     jobs: list[tuple[Hashable, Callable[[], object]]] = []
     for number, change in enumerate(changes):
         if change is None:
             jobs.append((("", str(number)), _nothing))
         elif change.needs_reconcile and meetings is not None:
-            jobs.append((change.key, partial(_reconcile, meetings, change, deadline, later)))
+            seen = change.image if last.get(change.key) == number else None
+            jobs.append((change.key, partial(_reconcile, meetings, change, deadline, later, seen)))
         else:
             jobs.append((change.key, _nothing))  # still in its event's order: a failure before it skips it
-    results = run_per_key(jobs, max_workers)
+    with connection_reads_shared():
+        results = run_per_key(jobs, max_workers)
     for change, error in zip(changes, results, strict=True):
         if error is not None and change is not None and not isinstance(error, SkippedAfterFailure):
             logger.warning(
@@ -262,13 +274,24 @@ def process_records(
     return results
 
 
+def _decided(record: Mapping[str, Any]) -> Change | None:
+    try:
+        return decide(record)
+    except ValueError:
+        # Retrying cannot repair a record without keys: log it and let the shard move on.
+        logger.error("unusable calendar stream record", extra={"event_name": record.get("eventName")})
+        return None
+
+
 def _nothing() -> None:
     return None
 
 
-def _reconcile(meetings: Meetings, change: Change, deadline: Deadline, later: Later | None) -> None:
+def _reconcile(
+    meetings: Meetings, change: Change, deadline: Deadline, later: Later | None, seen: CalendarItem | None
+) -> None:
     try:
-        outcome = meetings.reconcile_event(change.user_id, change.event_id, deadline)
+        outcome = meetings.reconcile_event(change.user_id, change.event_id, deadline, seen)
     except ZoomRateLimited as exc:
         if later is None:
             raise
@@ -288,7 +311,8 @@ def sweep_after_connect(user_id: str, deadline: Deadline, meetings: Meetings, wo
     jobs: list[tuple[Hashable, Callable[[], object]]] = [
         (item.event_id, _sweep_job(meetings, work, item.user_id, item.event_id, deadline)) for item in items
     ]
-    errors = [error for error in run_per_key(jobs) if error is not None]
+    with connection_reads_shared():
+        errors = [error for error in run_per_key(jobs) if error is not None]
     logger.info("sweep after connect", extra={"events": len(items), "failed": len(errors)})
     if errors:
         raise errors[0]

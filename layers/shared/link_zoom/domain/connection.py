@@ -17,10 +17,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 from urllib.parse import urlencode
 
 from link_zoom.deadline import Deadline
+from link_zoom.domain.batch_reads import shared_connection_reads
 from link_zoom.errors import (
     TokenKeyUnavailable,
     ZoomGrantRevoked,
@@ -410,7 +411,7 @@ class Connection:
         connection is deleted and ConnectionGone raised (as when there is no connection at all). No refresh starts
         unless `deadline` leaves the time to receive and store its answer (ZoomUnavailable: try again later).
         """
-        tokens = self._tokens_for(user_id, _access_expiring, deadline)
+        tokens = self._tokens_for(user_id, _access_expiring, deadline, shared=True)
         try:
             return operation(tokens.access_token)
         except ZoomTokenRejected:
@@ -425,22 +426,32 @@ class Connection:
         raise ConnectionGone()
 
     def _tokens_for(
-        self, user_id: str, needs_refresh: Callable[[ConnectionRecord], bool], deadline: Deadline | None = None
+        self,
+        user_id: str,
+        needs_refresh: Callable[[ConnectionRecord], bool],
+        deadline: Deadline | None = None,
+        shared: bool = False,
     ) -> _Tokens:
-        record, fresh = self._refresh_if(user_id, needs_refresh, deadline)
+        record, fresh = self._refresh_if(user_id, needs_refresh, deadline, shared)
         return fresh or self._open(record)
 
     def _refresh_if(
-        self, user_id: str, needs_refresh: Callable[[ConnectionRecord], bool], deadline: Deadline | None = None
+        self,
+        user_id: str,
+        needs_refresh: Callable[[ConnectionRecord], bool],
+        deadline: Deadline | None = None,
+        shared: bool = False,
     ) -> tuple[ConnectionRecord, _Tokens | None]:
         """The current record and, if `needs_refresh` held for it, the tokens of the one refresh made for it.
 
         Whoever takes the lock refreshes; everyone else polls the item until `needs_refresh` no longer holds
-        (the holder wrote new tokens) or the lock is theirs to take (the holder failed or died).
+        (the holder wrote new tokens) or the lock is theirs to take (the holder failed or died). `shared`: the
+        first look may take the record the batch already read (domain/batch_reads.py); every later one reads.
         """
         give_up = time.monotonic() + WAIT_SECONDS
         while True:
-            record = self.store.get(user_id)
+            record = self._read(user_id, shared)
+            shared = False
             if record is None:
                 raise ConnectionGone()
             if record.expires_at <= datetime.now(UTC):
@@ -487,6 +498,7 @@ class Connection:
             self._revoke_quietly(answer.access_token)
             return None
         count("ZoomRefreshes")
+        _forget_shared(user_id)  # the batch's shared record holds the tokens just replaced
         return _Tokens(answer.access_token, answer.refresh_token, generation)
 
     def _store_rotated(self, record: ConnectionRecord, owner: str, generation: str, answer: ZoomTokens) -> bool:
@@ -539,6 +551,17 @@ class Connection:
             return "failed"
         return "refreshed" if fresh is not None else "skipped"
 
+    def _read(self, user_id: str, shared: bool) -> ConnectionRecord | None:
+        """The user's record: the one this batch shares when `shared`, else read now (and then shared)."""
+        reads = shared_connection_reads()
+        if reads is None:
+            return self.store.get(user_id)
+        if shared:
+            return cast("ConnectionRecord | None", reads.read(user_id, lambda: self.store.get(user_id)))
+        record = self.store.get(user_id)
+        reads.replace(user_id, record)
+        return record
+
     def _seal(self, user_id: str, tokens: ZoomTokens) -> Sealed:
         return self.crypto.seal(user_id, _plaintext(tokens))
 
@@ -563,6 +586,7 @@ class Connection:
         preference row."""
         if not self.store.delete(user_id, generation, consented_by=consented_by):
             return False
+        _forget_shared(user_id)
         self.preferences.delete_preference(user_id, *PREFERENCE)
         count("ZoomDisconnected")
         return True
@@ -604,6 +628,12 @@ def _ensure_time_to_refresh(user_id: str, deadline: Deadline | None) -> None:
             "too little time left to refresh a Zoom token safely", extra={"user_id": user_id, "seconds": remaining}
         )
         raise ZoomUnavailable()
+
+
+def _forget_shared(user_id: str) -> None:
+    reads = shared_connection_reads()
+    if reads is not None:
+        reads.forget(user_id)
 
 
 def _lost_refresh(user_id: str, error: str) -> None:

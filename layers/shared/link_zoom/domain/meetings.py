@@ -302,9 +302,10 @@ class Meetings:
 
     # --- the calendar stream and the post-connect sweep
 
-    def reconcile_event(self, user_id: str, event_id: str, deadline: Deadline) -> str:
-        """Brings the event's meeting in line with the calendar item as it is now; returns what it did."""
-        item = self.calendar.get(user_id, event_id)
+    def reconcile_event(self, user_id: str, event_id: str, deadline: Deadline, seen: CalendarItem | None = None) -> str:
+        """Brings the event's meeting in line with the calendar item as it is now (or as `seen`, the image of
+        the event's latest stream record, when the caller has it); returns what it did."""
+        item = seen if seen is not None else self.calendar.get(user_id, event_id)
         if self.recurring is not None and _may_be_recurring(item):
             outcome = self.recurring.reconcile(user_id, event_id, item, deadline)
             if outcome is not None:

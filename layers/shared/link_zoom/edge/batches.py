@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from link_zoom.config import get_settings
 from link_zoom.deadline import Deadline
-from link_zoom.domain.calendar_events import process_records, run_per_key, sweep_after_connect
+from link_zoom.domain.batch_reads import connection_reads_shared
+from link_zoom.domain.calendar_events import REPLAYED_KEY, process_records, run_per_key, sweep_after_connect
 from link_zoom.domain.event_work import WorkItem, body_of, job_key
 from link_zoom.observability import logger
 
@@ -45,6 +46,7 @@ def handle_stream_batch(
         meetings_service,
         max_workers=workers,
         later=later if work_service else None,
+        replayed=event.get(REPLAYED_KEY) is True,
     )
     failed = {
         str((record.get("dynamodb") or {}).get("SequenceNumber")): error
@@ -126,10 +128,10 @@ def handle_event_work_batch(
     for record in records:
         body = body_of(record.get("body"))
         jobs.append((job_key(body, str(record.get("messageId"))), partial(work.handle_message, body, deadline)))
+    with connection_reads_shared():
+        results = run_per_key(jobs)
     failed = {
-        str(record.get("messageId")): error
-        for record, error in zip(records, run_per_key(jobs), strict=True)
-        if error is not None
+        str(record.get("messageId")): error for record, error in zip(records, results, strict=True) if error is not None
     }
     for message_id, error in failed.items():
         logger.warning("event work message failed", extra={"message_id": message_id, "error": type(error).__name__})
