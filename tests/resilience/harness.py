@@ -439,13 +439,21 @@ def connected(functions: dict[str, Any], person: Person) -> bool:
 
 
 def deliver_records(
-    functions: dict[str, Any], calendar: CalendarTable, user_id: str, records: list[dict[str, Any]] | None = None
+    functions: dict[str, Any],
+    calendar: CalendarTable,
+    user_id: str,
+    records: list[dict[str, Any]] | None = None,
+    replayed: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """This user's new stream records of `calendar` (or `records` again) through the stream function, as one
-    batch: (its answer, the records)."""
+    batch, as the event source mapping (or, `replayed`, the DLQ replay) hands them over: (its answer, the records)."""
+    from link_zoom.domain.calendar_events import REPLAYED_KEY
     from tests.support.lambda_context import FakeLambdaContext
 
     if records is None:
         records = [r for r in calendar.new_records() if r["dynamodb"]["Keys"]["user_id"]["S"] == user_id]
-    answer = functions["calendar_stream"].handler({"Records": records}, FakeLambdaContext(remaining_ms=120_000))
+    event: dict[str, Any] = {"Records": records}
+    if replayed:
+        event[REPLAYED_KEY] = True
+    answer = functions["calendar_stream"].handler(event, FakeLambdaContext(remaining_ms=120_000))
     return answer, records

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -98,10 +98,14 @@ def meetings_of(zoom: EmulatorHandle, person: Person) -> list[str]:
 
 
 def deliver(
-    functions: dict[str, Any], calendar: CalendarTable, user_id: str, records: list[dict[str, Any]] | None = None
+    functions: dict[str, Any],
+    calendar: CalendarTable,
+    user_id: str,
+    records: list[dict[str, Any]] | None = None,
+    replayed: bool = False,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """As `deliver_records`, with the answer read as the failed records' sequence numbers."""
-    answer, records = deliver_records(functions, calendar, user_id, records)
+    answer, records = deliver_records(functions, calendar, user_id, records, replayed)
     return [f["itemIdentifier"] for f in answer["batchItemFailures"]], records
 
 
@@ -125,6 +129,12 @@ def a_clear_error_and_a_retried_record(
     aws.clear()
     assert deliver(functions, calendar, person.user_id, records)[0] == []
     assert meetings_of(zoom, person) == [calendar.item(person.user_id, event_id)["zoom_meeting_id"]]
+
+
+def link_put(*, with_meeting: bool) -> Callable[[dict[str, Any]], bool]:
+    """A fault condition: a put to the meeting links table, the claim (no meeting yet) or the completed link
+    that records the meeting Zoom made."""
+    return lambda body: table_is("MeetingLinks")(body) and ("meeting_id" in (body.get("Item") or {})) == with_meeting
 
 
 # ---------------------------------------------------------------- DynamoDB throttling
@@ -179,7 +189,7 @@ def test_a_throttled_link_write_after_zoom_made_the_meeting_leaves_no_second_mee
     """Zoom made the meeting, then recording it fails: that meeting is deleted again, the claim released, and
     the client's retry makes the one meeting the event keeps."""
     path = f"/v1/events/evt-{uuid.uuid4()}/zoom"
-    aws.fail(DDB + "UpdateItem", THROTTLED, times=LASTING, when=table_is("MeetingLinks"))
+    aws.fail(DDB + "PutItem", THROTTLED, times=LASTING, when=link_put(with_meeting=True))
     answer = invoke_api(functions, "PUT", path, person.authorizer, EVENT_BODY)
     clear_error(answer, secrets)
     assert [c["method"] for c in zoom.calls if c["path"].startswith("/v2/meetings")] == ["DELETE"]
@@ -191,18 +201,20 @@ def test_a_throttled_link_write_after_zoom_made_the_meeting_leaves_no_second_mee
 
 
 @pytest.mark.parametrize(
-    ("target", "table"),
+    ("target", "when", "replayed"),
     [
-        ("GetItem", "Calendar"),  # reading the item
-        ("PutItem", "MeetingLinks"),  # the claim, before Zoom is called
-        ("UpdateItem", "MeetingLinks"),  # recording the meeting Zoom made
-        ("UpdateItem", "Calendar"),  # the write-back
-        ("GetItem", "ZoomConnections"),  # the user's tokens
+        ("GetItem", table_is("Calendar"), True),  # reading the item (a replayed record's; a streamed one has it)
+        ("PutItem", link_put(with_meeting=False), False),  # the claim, before Zoom is called
+        ("PutItem", link_put(with_meeting=True), False),  # recording the meeting Zoom made
+        ("UpdateItem", table_is("Calendar"), False),  # the write-back
+        ("GetItem", table_is("ZoomConnections"), False),  # the user's tokens
     ],
+    ids=["item-read", "claim", "link", "write-back", "connection"],
 )
 def test_a_stream_record_hit_by_lasting_throttling_is_retried_and_makes_one_meeting(
     target: str,
-    table: str,
+    when: Callable[[dict[str, Any]], bool],
+    replayed: bool,
     aws: AwsFaultProxy,
     zoom: EmulatorHandle,
     functions: dict[str, Any],
@@ -211,12 +223,13 @@ def test_a_stream_record_hit_by_lasting_throttling_is_retried_and_makes_one_meet
 ) -> None:
     event_id = f"evt-{uuid.uuid4()}"
     calendar.put(person.user_id, event_id, **FUTURE, zoom=True)
-    aws.fail(DDB + target, THROTTLED, times=LASTING, when=table_is(table))
-    failed, records = deliver(functions, calendar, person.user_id)
+    aws.fail(DDB + target, THROTTLED, times=LASTING, when=when)
+    failed, records = deliver(functions, calendar, person.user_id, replayed=replayed)
+    assert aws.injected(), "the fault met the request it names"
     assert failed == [records[0]["dynamodb"]["SequenceNumber"]], "reported for a retry, not dropped"
     assert len(meetings_of(zoom, person)) <= 1
     aws.clear()
-    failed, _ = deliver(functions, calendar, person.user_id, records)  # Lambda delivers it again
+    failed, _ = deliver(functions, calendar, person.user_id, records, replayed)  # delivered again
     assert failed == []
     item = calendar.item(person.user_id, event_id)
     assert item["zoom_status"] == "scheduled"

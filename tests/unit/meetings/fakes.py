@@ -278,7 +278,7 @@ class FakeCalendar:
             return CalendarItem(dict(attributes)) if attributes is not None else None
 
     def write_back(self, item: CalendarItem, fields: ZoomFields) -> bool:
-        if item.zoom_fields() == fields:
+        if item.already_shows(fields):
             return True
         with self._lock:
             current = self.items.get((item.user_id, item.event_id))

@@ -204,6 +204,19 @@ def test_earlier_records_of_an_event_read_the_item_and_the_last_one_changes_noth
     assert [call[0] for call in world.zoom.calls] == ["update"]  # straight to 10:45, once
 
 
+def test_a_duplicate_delivered_after_a_newer_record_is_reconciled_with_the_newest_image(
+    world: World, link: Calendar
+) -> None:
+    run(world, link.insert())
+    early = link.modify(start="2026-03-01T10:15:00+01:00")
+    late = link.modify(start="2026-03-01T10:45:00+01:00")
+    world.zoom.calls.clear()
+    assert run(world, early, late, early) == [None, None, None]
+    assert [call[0] for call in world.zoom.calls] == ["update"]
+    meeting = next(iter(world.zoom.meetings.values()))
+    assert meeting.start_time == "2026-03-01T09:45:00Z"
+
+
 def test_a_replayed_batch_reads_every_item(world: World, link: Calendar) -> None:
     record = link.insert()
     world.calendar.reads = 0

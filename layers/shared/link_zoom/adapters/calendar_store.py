@@ -35,7 +35,7 @@ class CalendarStore:
         return CalendarItem.from_image(answer.get("Item"))
 
     def write_back(self, item: CalendarItem, fields: ZoomFields) -> bool:
-        if item.zoom_fields() == fields:
+        if item.already_shows(fields):
             return True  # nothing new: no write, and no stream record for it
         names: dict[str, str] = {"#key": "user_id"}
         values: dict[str, Mapping[str, Any]] = {}

@@ -74,12 +74,19 @@ class CalendarItem:
     """One calendar event as stored (DynamoDB JSON), with typed views of the attributes the service reads."""
 
     attributes: Mapping[str, DynamoValue]
+    # A stream record's image: its zoom_* attributes may be older than the item's, since the service's own
+    # write-backs make no work and so no later record is reconciled after them.
+    from_stream: bool = False
 
     @classmethod
-    def from_image(cls, image: Mapping[str, DynamoValue] | None) -> CalendarItem | None:
+    def from_image(cls, image: Mapping[str, DynamoValue] | None, *, from_stream: bool = False) -> CalendarItem | None:
         if not image or "S" not in (image.get("user_id") or {}) or "S" not in (image.get("event_id") or {}):
             return None
-        return cls(dict(image))
+        return cls(dict(image), from_stream)
+
+    def already_shows(self, fields: ZoomFields) -> bool:
+        """Whether the item surely holds `fields` already (a write-back would change nothing)."""
+        return not self.from_stream and self.zoom_fields() == fields
 
     @property
     def user_id(self) -> str:
@@ -160,8 +167,8 @@ def decide(record: Mapping[str, Any]) -> Change:
     name = str(record.get("eventName", ""))
     sequence = str(stream.get("SequenceNumber", ""))
 
-    old = CalendarItem.from_image(stream.get("OldImage"))
-    new = CalendarItem.from_image(stream.get("NewImage")) if name != "REMOVE" else None
+    old = CalendarItem.from_image(stream.get("OldImage"), from_stream=True)
+    new = CalendarItem.from_image(stream.get("NewImage"), from_stream=True) if name != "REMOVE" else None
 
     def change(needs: bool, reason: str) -> Change:
         return Change(user_id, event_id, sequence, name, needs, reason, new)
@@ -241,22 +248,22 @@ def process_records(
     Zoom rate-limits is handed to `later` (the per-event work queue) and its record succeeds: the service waits
     the limit out itself, never through the stream's retries and its DLQ (without `later`, the record fails).
 
-    An event's last record in the batch is reconciled with the item as that record left it, without reading the
-    item again: the stream delivers an item's records in order, so a later change has a later record that is
-    reconciled after this one (and the write-back applies only while the item still is what the record says).
+    An event's last record in the batch is reconciled with the item as its newest record left it, without
+    reading the item again: the stream delivers an item's records in order, so a later change has a later record
+    that is reconciled after this one (and the write-back applies only while the item still is what the record
+    says).
     Records handed over again out of that order (`replayed`: the DLQ replay, possibly long after) are not
     trusted so: each reconcile reads the item as it is now. Each user's connection is read once for the whole
     batch (domain/batch_reads.py)."""
     changes = [_decided(record) for record in records]
     meetings = meetings_service() if any(change and change.needs_reconcile for change in changes) else None
-    last = {} if replayed else {change.key: number for number, change in enumerate(changes) if change is not None}
+    trusted = {} if replayed else _images_to_trust(changes)
     jobs: list[tuple[Hashable, Callable[[], object]]] = []
     for number, change in enumerate(changes):
         if change is None:
             jobs.append((("", str(number)), _nothing))
         elif change.needs_reconcile and meetings is not None:
-            seen = change.image if last.get(change.key) == number else None
-            jobs.append((change.key, partial(_reconcile, meetings, change, deadline, later, seen)))
+            jobs.append((change.key, partial(_reconcile, meetings, change, deadline, later, trusted.get(number))))
         else:
             jobs.append((change.key, _nothing))  # still in its event's order: a failure before it skips it
     with connection_reads_shared():
@@ -272,6 +279,25 @@ def process_records(
                 },
             )
     return results
+
+
+def _images_to_trust(changes: Sequence[Change | None]) -> dict[int, CalendarItem]:
+    """Which records are reconciled from an image instead of a read, by position: each event's last record in
+    the batch, with the image of the event's newest record (the highest sequence number). An event with a record
+    whose sequence number is not a number is read."""
+    last: dict[tuple[str, str], int] = {}
+    newest: dict[tuple[str, str], tuple[int, CalendarItem | None]] = {}
+    for number, change in enumerate(changes):
+        if change is None:
+            continue
+        last[change.key] = number
+        sequence = int(change.sequence_number) if change.sequence_number.isdigit() else -1
+        known = newest.get(change.key)
+        if sequence < 0 or (known is not None and known[0] < 0):
+            newest[change.key] = (-1, None)
+        elif known is None or sequence > known[0]:
+            newest[change.key] = (sequence, change.image)
+    return {number: image for key, number in last.items() if (image := newest[key][1]) is not None}
 
 
 def _decided(record: Mapping[str, Any]) -> Change | None:
