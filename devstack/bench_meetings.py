@@ -518,9 +518,10 @@ def measure() -> dict[str, Any]:
         f"Speed-up: {speedup}x (goal ≥ {SPEEDUP_GOAL}x). The same concurrent batch with Zoom answering at once "
         f"takes {floor['seconds']} s: of the {concurrent['zoom_calls'] * ZOOM_LATENCY_MS / 1000:g} s the batch waits "
         f"for Zoom in sequence, {round(float(concurrent['seconds']) - float(floor['seconds']), 2)} s remain. "
-        "The rest is the five DynamoDB requests per new meeting (item, claim, connection, link, write-back), "
-        "which locally all go to one moto server process sharing this machine's CPU with the handler; against "
-        "DynamoDB they overlap too.",
+        "The rest is the DynamoDB requests of each new meeting (the claim, the completed link and the write-back; "
+        "the item is the record's image and the connection is read once per user and batch), which locally all "
+        "go to one moto server process sharing this machine's CPU with the handler; against DynamoDB they "
+        "overlap too.",
     ]
     return {
         "calls_per_operation": calls,
