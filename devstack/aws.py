@@ -6,6 +6,8 @@ import functools
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,16 +28,26 @@ LOCAL_CREDENTIALS = {
 
 @dataclass
 class MotoServer:
+    """The local AWS: in a thread of this process (tests) or in a process of its own (the stack)."""
+
     endpoint_url: str
     _server: Any = None
+    _thread: threading.Thread | None = None
+    _process: subprocess.Popen[str] | None = None
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
-            # ThreadedMotoServer.stop() leaves its listening socket open; a long test run would pile them up.
-            listener = getattr(self._server, "_server", None)
-            if listener is not None:
-                listener.server_close()
+            self._server.shutdown()
+            self._server.server_close()  # shutdown() leaves the listening socket open
+            if self._thread is not None:
+                self._thread.join(5)
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
 
 
 _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
@@ -86,20 +98,86 @@ def fast_moto_dispatch() -> None:
     DomainDispatcherApplication.get_backend_for_host = remembered  # type: ignore[method-assign]
 
 
-def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
-    """moto in server mode, in a thread of this process, quiet (it logs every request otherwise)."""
-    from moto.server import ThreadedMotoServer
+# A route of the local AWS that moto has no API for: the stack's admin IAM user gets its well-known key.
+ADMIN_KEY_PATH = "/_devstack/iam/admin-key"
 
+
+def prepare_moto() -> None:
+    """What this process's moto needs before it serves: DynamoDB's atomic writes, a fast request dispatch, KMS's
+    errors as AWS gives them (devstack/kms_fidelity.py), and quiet logs (it logs every request otherwise)."""
     atomic_moto_dynamodb()
     fast_moto_dispatch()
     from devstack.kms_fidelity import match_aws
 
-    match_aws()  # KMS errors as AWS gives them (disabled key, changed key id): see devstack/kms_fidelity.py
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    actual_host, actual_port = server.get_host_and_port()
-    return MotoServer(endpoint_url=f"http://{actual_host}:{actual_port}", _server=server)
+    match_aws()
+    for name in ("werkzeug", "moto"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def local_aws_app() -> Any:
+    """moto's WSGI application (every service, dispatched by request) with the devstack's own route."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == ADMIN_KEY_PATH and environ.get("REQUEST_METHOD") == "POST":
+            from devstack.iam import adopt_admin_key
+
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            found = adopt_admin_key(str(body.get("access_key_id", "")))
+            start_response("204 No Content" if found else "404 Not Found", [("Content-Length", "0")])
+            return [b""]
+        return moto_app(environ, start_response)
+
+    return app
+
+
+def serve_local_aws(host: str, port: int) -> MotoServer:
+    """moto in server mode, in a thread of this process (after `prepare_moto`)."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, local_aws_app(), threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="local-aws", daemon=True)
+    thread.start()
+    return MotoServer(endpoint_url=f"http://{host}:{server.server_port}", _server=server, _thread=thread)
+
+
+def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
+    """moto in server mode, in a thread of this process (the tests' local AWS)."""
+    prepare_moto()
+    return serve_local_aws(host, port)
+
+
+def start_moto_process(host: str = "127.0.0.1", port: int = 0, ready_timeout_s: float = 60.0) -> MotoServer:
+    """moto in server mode in a process of its own (`python -m devstack.moto_process`), the stack's local AWS.
+
+    In the stack's process it shared one GIL with the gateway, the pollers, the emulator and the function
+    processes' pipes, and a stream batch's DynamoDB requests queued behind them; as DynamoDB runs on machines
+    of its own, the local one gets a process (a core) of its own. It ends with the stack however the stack ends:
+    it exits when its stdin closes."""
+    process = subprocess.Popen(  # this interpreter, a module of this repository
+        [sys.executable, "-m", "devstack.moto_process", host, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    ready = threading.Event()
+    found: list[str] = []
+
+    def read_endpoint() -> None:
+        assert process.stdout is not None
+        found.append(process.stdout.readline().strip())
+        ready.set()
+
+    threading.Thread(target=read_endpoint, name="local-aws-start", daemon=True).start()
+    if not ready.wait(ready_timeout_s) or not found or not found[0].startswith("http://"):
+        process.kill()
+        raise RuntimeError(f"the local AWS (moto) did not start: {found[0] if found else 'no answer'}")
+    return MotoServer(endpoint_url=found[0], _process=process)
 
 
 @dataclass

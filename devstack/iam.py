@@ -30,6 +30,7 @@ from typing import Any
 
 from botocore.credentials import CredentialProvider, Credentials, ReadOnlyCredentials
 
+from devstack.aws import ADMIN_KEY_PATH
 from devstack.template import resources_of_type
 
 FUNCTION_TYPE = "AWS::Serverless::Function"
@@ -131,15 +132,30 @@ def _ensure_admin(iam: Any) -> None:
     if iam.list_access_keys(UserName=ADMIN_USER)["AccessKeyMetadata"]:
         return
     made = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
-    # moto picks random key ids; the server runs in this process, so its key object can take the well-known id.
+    # moto picks random key ids; the local AWS gives this one the well-known id (devstack.aws.local_aws_app).
+    request = urllib.request.Request(
+        f"{iam.meta.endpoint_url}{ADMIN_KEY_PATH}",
+        data=json.dumps({"access_key_id": made["AccessKeyId"]}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:  # nosec B310  # the local AWS's URL
+        answer.read()
+
+
+def adopt_admin_key(access_key_id: str) -> bool:
+    """Inside the local AWS's process: the admin's key `access_key_id` becomes the well-known `local`/`local`."""
     from moto.iam.models import iam_backends
 
+    found = False
     for backend in iam_backends.values():
         for partition in backend.values():
             user = partition.users.get(ADMIN_USER)
             for key in user.access_keys if user else []:
-                if key.access_key_id == made["AccessKeyId"]:
+                if key.access_key_id == access_key_id:
                     key.access_key_id, key.secret_access_key = ADMIN_KEYS
+                    found = True
+    return found
 
 
 def set_enforcement(endpoint_url: str, enabled: bool) -> None:

@@ -24,7 +24,6 @@ import shlex
 import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,7 +38,7 @@ from devstack.aws import (
     provision,
     put_secure_parameter,
     stack_environment,
-    start_moto_server,
+    start_moto_process,
 )
 from devstack.functions import FunctionLogs, FunctionRegistry, Invocation, RoutedOutput, discover_functions
 from devstack.gateway import Gateway, RunningServer, serve_api, serve_invoke_api
@@ -54,8 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("devstack.run")
 
 HOST = "127.0.0.1"
-# AWS shard iterators expire after 15 minutes; moto keeps every one it hands out (one per poll).
-SHARD_ITERATORS_KEPT = 1000
 
 
 @dataclass
@@ -209,7 +206,7 @@ def _start_rest(
         emulator_url = emulator.base_url
         settings |= {"ZOOM_OAUTH_BASE_URL": emulator.oauth_base_url, "ZOOM_API_BASE_URL": emulator.api_base_url}
 
-    moto = start_moto_server(host, options.aws_port)
+    moto = start_moto_process(host, options.aws_port)
     closer.callback(moto.stop)
     _quiet_moto()
     demo_users: list[dict[str, str]] = []
@@ -268,7 +265,6 @@ def _start_rest(
     )
     pollers.start()
     closer.callback(pollers.stop)
-    _start_iterator_janitor(closer)
 
     info = _stack_info(api, invoke_api, resources, settings, emulator_url, logs_dir, demo_users)
     _write_stack_json(state_dir / "stack.json", info, closer)
@@ -363,26 +359,6 @@ def _route_output(logs: FunctionLogs, logs_dir: Path, closer: contextlib.ExitSta
 def _quiet_moto() -> None:
     for name in ("werkzeug", "moto", "botocore.credentials"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _start_iterator_janitor(closer: contextlib.ExitStack) -> None:
-    """Forget all but the newest shard iterators moto handed out (the pollers only ever use the newest)."""
-    from moto.dynamodbstreams.models import dynamodbstreams_backends
-
-    stopping = threading.Event()
-
-    def sweep() -> None:
-        while not stopping.wait(60):
-            # moto's threads add iterators meanwhile: a sweep that trips over one just waits for the next.
-            with contextlib.suppress(RuntimeError):
-                for account in list(dynamodbstreams_backends.keys()):
-                    for region in list(dynamodbstreams_backends[account].keys()):
-                        iterators = dynamodbstreams_backends[account][region].shard_iterators
-                        for arn in list(iterators)[:-SHARD_ITERATORS_KEPT]:
-                            iterators.pop(arn, None)
-
-    threading.Thread(target=sweep, name="shard-iterator-janitor", daemon=True).start()
-    closer.callback(stopping.set)
 
 
 # ---------------------------------------------------------------- invoking a function of a running stack
