@@ -208,7 +208,7 @@ def _start_rest(
 
     moto = start_moto_process(host, options.aws_port)
     closer.callback(moto.stop)
-    _quiet_moto()
+    _quiet_libraries()
     demo_users: list[dict[str, str]] = []
     if directory is not None:
         directory_info = directory.result().info
@@ -356,8 +356,9 @@ def _route_output(logs: FunctionLogs, logs_dir: Path, closer: contextlib.ExitSta
     closer.callback(restore)
 
 
-def _quiet_moto() -> None:
-    for name in ("werkzeug", "moto", "botocore.credentials"):
+def _quiet_libraries() -> None:
+    # The emulator's werkzeug server logs every request; moto quiets itself in its own process (prepare_moto).
+    for name in ("werkzeug", "botocore.credentials"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -19,7 +19,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from link_zoom.domain.connection import ConnectionRecord
 
 V = TypeVar("V")
 
@@ -31,7 +34,7 @@ class SharedReads(Generic[V]):
         self._values: dict[str, V] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        self.reads = 0  # reads made through `read` (for tests and logs)
+        self.reads = 0  # reads made through `read` (what the tests count)
 
     def read(self, key: str, read: Callable[[], V | None]) -> V | None:
         with self._guard:
@@ -49,7 +52,7 @@ class SharedReads(Generic[V]):
     def replace(self, key: str, value: V | None) -> None:
         """What a fresh read found (None: forget what was shared)."""
         if value is None:
-            self._values.pop(key, None)
+            self.forget(key)
         else:
             self._values[key] = value
 
@@ -57,18 +60,18 @@ class SharedReads(Generic[V]):
         self._values.pop(key, None)
 
 
-_connection_reads: ContextVar[SharedReads[object] | None] = ContextVar("connection_reads", default=None)
+_connection_reads: ContextVar[SharedReads[ConnectionRecord] | None] = ContextVar("connection_reads", default=None)
 
 
-def shared_connection_reads() -> SharedReads[object] | None:
+def shared_connection_reads() -> SharedReads[ConnectionRecord] | None:
     """The open scope's shared reads, or None outside one."""
     return _connection_reads.get()
 
 
 @contextmanager
-def connection_reads_shared() -> Iterator[SharedReads[object]]:
+def connection_reads_shared() -> Iterator[SharedReads[ConnectionRecord]]:
     """Within this block (and the worker threads it fans out to), each user's connection is read once."""
-    reads: SharedReads[object] = SharedReads()
+    reads: SharedReads[ConnectionRecord] = SharedReads()
     token = _connection_reads.set(reads)
     try:
         yield reads

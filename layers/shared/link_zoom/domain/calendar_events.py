@@ -286,18 +286,17 @@ def _images_to_trust(changes: Sequence[Change | None]) -> dict[int, CalendarItem
     the batch, with the image of the event's newest record (the highest sequence number). An event with a record
     whose sequence number is not a number is read."""
     last: dict[tuple[str, str], int] = {}
-    newest: dict[tuple[str, str], tuple[int, CalendarItem | None]] = {}
+    newest: dict[tuple[str, str], Change | None] = {}  # None: not ordered, read the item
     for number, change in enumerate(changes):
         if change is None:
             continue
         last[change.key] = number
-        sequence = int(change.sequence_number) if change.sequence_number.isdigit() else -1
-        known = newest.get(change.key)
-        if sequence < 0 or (known is not None and known[0] < 0):
-            newest[change.key] = (-1, None)
-        elif known is None or sequence > known[0]:
-            newest[change.key] = (sequence, change.image)
-    return {number: image for key, number in last.items() if (image := newest[key][1]) is not None}
+        known = newest.get(change.key, change)
+        if known is not None and known.sequence_number.isdigit() and change.sequence_number.isdigit():
+            newest[change.key] = max(known, change, key=lambda found: int(found.sequence_number))
+        else:
+            newest[change.key] = None
+    return {number: found.image for key, number in last.items() if (found := newest[key]) and found.image}
 
 
 def _decided(record: Mapping[str, Any]) -> Change | None:

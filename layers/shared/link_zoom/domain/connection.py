@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar, cast
+from typing import Protocol, TypeVar
 from urllib.parse import urlencode
 
 from link_zoom.deadline import Deadline
@@ -557,7 +557,7 @@ class Connection:
         if reads is None:
             return self.store.get(user_id)
         if shared:
-            return cast("ConnectionRecord | None", reads.read(user_id, lambda: self.store.get(user_id)))
+            return reads.read(user_id, lambda: self.store.get(user_id))
         record = self.store.get(user_id)
         reads.replace(user_id, record)
         return record
